@@ -1,0 +1,211 @@
+//! The audit log: appending to per-tenant hash chains, querying, checkpoints.
+
+use std::collections::BTreeMap;
+
+use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead, Checkpoint, GENESIS_HASH, Outcome};
+use idplane_core::{TenantId, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::{Any, QueryBuilder, Row};
+
+use crate::codec::{enum_col, id, millis, time, to_json};
+use crate::{Backend, Conn, Result, StoreError, WriteTx};
+
+/// Rows per INSERT statement: 15 binds each stays far below both backends'
+/// bind-parameter limits.
+const ROWS_PER_INSERT: usize = 200;
+
+macro_rules! columns {
+    () => {
+        "tenant_id, seq, id, time, actor, on_behalf_of, action, target, outcome, source_ip, \
+         user_agent, request_id, details, prev_hash, hash"
+    };
+}
+
+/// Appends events to their tenants' chains inside `tx`, in the order given
+/// per tenant. Heads are locked (PostgreSQL) or serialised by the single
+/// writer (SQLite), in tenant-id order so concurrent appenders cannot deadlock.
+pub(crate) async fn append(tx: &mut WriteTx, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>> {
+    let mut by_tenant: BTreeMap<TenantId, Vec<AuditEvent>> = BTreeMap::new();
+    for event in events {
+        by_tenant.entry(event.tenant_id).or_default().push(event);
+    }
+    let mut records = Vec::new();
+    for (tenant, events) in by_tenant {
+        let mut head = lock_head(tx, tenant).await?;
+        let start = records.len();
+        records.extend(events.into_iter().map(|e| head.append(e)));
+        insert_records(tx, records.get(start..).unwrap_or_default()).await?;
+        sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(tenant.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(records)
+}
+
+async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
+    sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
+        .bind(tenant.to_string())
+        .bind(GENESIS_HASH)
+        .execute(tx.conn())
+        .await?;
+    let sql = match tx.backend() {
+        Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
+        Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+    };
+    let row = sqlx::query(sql).bind(tenant.to_string()).fetch_one(tx.conn()).await?;
+    Ok(ChainHead {
+        seq: row.try_get("seq")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+async fn insert_records(tx: &mut WriteTx, records: &[AuditRecord]) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let details = chunk
+            .iter()
+            .map(|r| to_json(&r.event.details))
+            .collect::<Result<Vec<_>>>()?;
+        let mut q = QueryBuilder::<Any>::new(concat!("INSERT INTO audit_events (", columns!(), ") "));
+        q.push_values(chunk.iter().zip(details), |mut row, (r, details)| {
+            let e = &r.event;
+            row.push_bind(e.tenant_id.to_string())
+                .push_bind(r.seq)
+                .push_bind(e.id.to_string())
+                .push_bind(millis(e.time))
+                .push_bind(e.actor.clone())
+                .push_bind(e.on_behalf_of.clone())
+                .push_bind(e.action.clone())
+                .push_bind(e.target.clone())
+                .push_bind(e.outcome.as_str())
+                .push_bind(e.source_ip.clone())
+                .push_bind(e.user_agent.clone())
+                .push_bind(e.request_id.clone())
+                .push_bind(details)
+                .push_bind(r.prev_hash.clone())
+                .push_bind(r.hash.clone());
+        });
+        q.build().execute(tx.conn()).await?;
+    }
+    Ok(())
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditRecord> {
+    let details: String = row.try_get("details")?;
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+        event: AuditEvent {
+            id: id(row, "id")?,
+            tenant_id: id(row, "tenant_id")?,
+            time: time(row, "time")?,
+            actor: row.try_get("actor")?,
+            on_behalf_of: row.try_get("on_behalf_of")?,
+            action: row.try_get("action")?,
+            target: row.try_get("target")?,
+            outcome: enum_col(row, "outcome", Outcome::parse)?,
+            source_ip: row.try_get("source_ip")?,
+            user_agent: row.try_get("user_agent")?,
+            request_id: row.try_get("request_id")?,
+            details: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
+        },
+    })
+}
+
+/// What to look for in one tenant's log; all given filters must match.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only records after this sequence number (the cursor).
+    pub after_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Records of `tenant` matching `filter`, in sequence order.
+pub async fn query(conn: &mut impl Conn, tenant: TenantId, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+    let mut q = QueryBuilder::<Any>::new(concat!("SELECT ", columns!(), " FROM audit_events WHERE tenant_id = "));
+    q.push_bind(tenant.to_string());
+    q.push(" AND seq > ").push_bind(filter.after_seq.unwrap_or(0));
+    if let Some(actor) = &filter.actor {
+        q.push(" AND actor = ").push_bind(actor.clone());
+    }
+    if let Some(target) = &filter.target {
+        q.push(" AND target = ").push_bind(target.clone());
+    }
+    if let Some(action) = &filter.action {
+        q.push(" AND action = ").push_bind(action.clone());
+    }
+    if let Some(since) = filter.since {
+        q.push(" AND time >= ").push_bind(millis(since));
+    }
+    if let Some(until) = filter.until {
+        q.push(" AND time < ").push_bind(millis(until));
+    }
+    q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 10_000)));
+    let rows = q.build().fetch_all(conn.conn()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The tenants that have an audit chain, with their heads.
+pub async fn heads(conn: &mut impl Conn) -> Result<Vec<(TenantId, ChainHead)>> {
+    let rows = sqlx::query("SELECT tenant_id, seq, hash FROM audit_heads ORDER BY tenant_id")
+        .fetch_all(conn.conn())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                id(row, "tenant_id")?,
+                ChainHead {
+                    seq: row.try_get("seq")?,
+                    hash: row.try_get("hash")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Stores a checkpoint (once per tenant and sequence number).
+pub async fn insert_checkpoint(tx: &mut WriteTx, c: &Checkpoint) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (tenant_id, seq, hash, signed_at, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, seq) DO NOTHING",
+    )
+    .bind(c.tenant_id.to_string())
+    .bind(c.seq)
+    .bind(&c.hash)
+    .bind(millis(c.signed_at))
+    .bind(&c.key_id)
+    .bind(&c.signature)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// The newest checkpoint of `tenant`.
+pub async fn latest_checkpoint(conn: &mut impl Conn, tenant: TenantId) -> Result<Option<Checkpoint>> {
+    let row = sqlx::query(
+        "SELECT tenant_id, seq, hash, signed_at, key_id, signature FROM audit_checkpoints \
+         WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(tenant.to_string())
+    .fetch_optional(conn.conn())
+    .await?;
+    row.map(|row| {
+        Ok(Checkpoint {
+            tenant_id: id(&row, "tenant_id")?,
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+            signed_at: time(&row, "signed_at")?,
+            key_id: row.try_get("key_id")?,
+            signature: row.try_get("signature")?,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,88 @@
+//! Conversions between domain values and their portable column forms.
+
+use std::str::FromStr;
+
+use idplane_core::Timestamp;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Result, StoreError};
+
+pub(crate) fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn opt_millis(t: Option<Timestamp>) -> Option<i64> {
+    t.map(millis)
+}
+
+pub(crate) fn time(row: &AnyRow, column: &str) -> Result<Timestamp> {
+    let ms: i64 = row.try_get(column)?;
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+pub(crate) fn opt_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
+    let ms: Option<i64> = row.try_get(column)?;
+    ms.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column}: `{text}` is not an id")))
+}
+
+pub(crate) fn opt_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| {
+        text.parse()
+            .map_err(|_| StoreError::Corrupt(format!("{column}: `{text}` is not an id")))
+    })
+    .transpose()
+}
+
+pub(crate) fn enum_col<T>(row: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("{column}: unknown value `{text}`")))
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A page request: items after `after` (an id, exclusive), at most `limit`.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+impl Page {
+    /// The number of rows to fetch: one more than asked, to know whether
+    /// another page follows.
+    pub(crate) fn fetch(&self) -> i64 {
+        i64::from(self.limit.clamp(1, 1000)) + 1
+    }
+}
+
+/// A page of results and whether more follow.
+#[derive(Clone, Debug)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Paged<T> {
+    pub(crate) fn from_rows(mut items: Vec<T>, page: &Page) -> Self {
+        let limit = usize::try_from(page.limit.clamp(1, 1000)).unwrap_or(1000);
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Self { items, more }
+    }
+}

@@ -1,0 +1,292 @@
+//! idplane storage: the only crate that speaks SQL.
+//!
+//! One [`Store`] over SQLite (embedded, the default) or PostgreSQL
+//! (scale-out). Both run the same portable SQL (ids and JSON as TEXT, times
+//! as BIGINT milliseconds, `$n` placeholders) through sqlx's `Any` driver;
+//! each backend has its own migration folder. Where the dialects differ
+//! (row locks), the code branches on [`Backend`].
+//!
+//! Reads take any [`Conn`]: a [`ReadConn`] or a [`WriteTx`]. Writes take a
+//! [`WriteTx`], and a `WriteTx` can only be committed together with the audit
+//! events that describe it ([`WriteTx::commit`]): a change without its audit
+//! record cannot be written.
+
+pub mod audit;
+pub mod keys;
+pub mod principals;
+pub mod roles;
+pub mod tenants;
+pub mod tokens;
+
+mod codec;
+
+pub use codec::{Page, Paged};
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use idplane_core::audit::{AuditEvent, AuditRecord};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error(
+        "the database was migrated by a newer idplane (schema version {0}); refusing to start an older binary on it"
+    )]
+    SchemaTooNew(i64),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Duplicate`].
+    pub(crate) fn unique(err: sqlx::Error, what: &'static str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(what),
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+/// Result alias for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How to open a store.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// PostgreSQL only: keep every table in this schema (tests give each
+    /// test its own). Must be a plain identifier.
+    pub schema: Option<String>,
+    /// Connections for PostgreSQL, and readers for SQLite.
+    pub max_connections: Option<u32>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The store: a pool for writes and a pool for reads (the same one on
+/// PostgreSQL; on SQLite a single writer connection, so writers queue in
+/// the process instead of failing with `SQLITE_BUSY`).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+impl Store {
+    /// Opens the database at `url`, creating it if needed, and applies
+    /// pending migrations. Refuses a database migrated by a newer binary.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let connect = AnyConnectOptions::from_str(url)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite_pool(1).connect_with(connect.clone()).await?;
+                let reader = sqlite_pool(options.max_connections.unwrap_or(4))
+                    .connect_with(connect)
+                    .await?;
+                Store {
+                    backend,
+                    writer,
+                    reader,
+                }
+            }
+            Backend::Postgres => {
+                let schema = options.schema.clone().map(Arc::<str>::from);
+                if let Some(schema) = &schema
+                    && !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(StoreError::UnsupportedUrl(format!("schema `{schema}`")));
+                }
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.unwrap_or(16))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(move |conn, _| {
+                        let schema = schema.clone();
+                        Box::pin(async move {
+                            if let Some(schema) = schema {
+                                conn.execute(sqlx::AssertSqlSafe(format!(
+                                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+                                )))
+                                .await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect)
+                    .await?;
+                Store {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        match migrator.run(&self.writer).await {
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => {
+                Err(StoreError::SchemaTooNew(version))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for reads.
+    pub async fn read(&self) -> Result<ReadConn> {
+        Ok(ReadConn {
+            conn: self.reader.acquire().await?,
+            backend: self.backend,
+        })
+    }
+
+    /// A write transaction. Commit it with [`WriteTx::commit`].
+    pub async fn write(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            tx: self.writer.begin().await?,
+            backend: self.backend,
+        })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.reader.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // WAL lets readers run beside the writer; FULL makes every
+                // commit durable; foreign keys are off in SQLite by default.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// Removes a password from a database URL, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Anything that reads: a [`ReadConn`] or a [`WriteTx`].
+pub trait Conn: Send {
+    #[doc(hidden)]
+    fn conn(&mut self) -> &mut AnyConnection;
+    /// The backend, for the rare query whose dialect differs.
+    fn backend(&self) -> Backend;
+}
+
+/// A pooled connection for reads.
+#[derive(Debug)]
+pub struct ReadConn {
+    conn: PoolConnection<Any>,
+    backend: Backend,
+}
+
+impl Conn for ReadConn {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// A write transaction. Dropped without commit, it rolls back.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Conn for WriteTx {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl WriteTx {
+    /// Appends the event that describes this change to its tenant's audit
+    /// chain and commits both, or neither.
+    pub async fn commit(self, event: AuditEvent) -> Result<AuditRecord> {
+        let mut records = self.commit_all(vec![event]).await?;
+        records
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("audit append returned no record".into()))
+    }
+
+    /// Appends several events (possibly of several tenants) and commits.
+    pub async fn commit_all(mut self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>> {
+        let records = audit::append(&mut self, events).await?;
+        self.tx.commit().await?;
+        Ok(records)
+    }
+}
