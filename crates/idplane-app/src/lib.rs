@@ -1,1 +1,99 @@
-//! placeholder
+//! idplane use cases.
+//!
+//! Every state change is one [`App`] method that opens a write transaction,
+//! checks the rules, writes, and commits together with the audit event that
+//! describes it. Nothing here knows about HTTP; the server translates wire
+//! formats into these calls and [`AppError`] into each protocol's errors.
+
+pub mod audit;
+pub mod directory;
+pub mod error;
+pub mod field;
+pub mod keyring;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use idplane_core::{Actor, Clock, Ctx, RequestMeta, TenantId};
+use idplane_store::Store;
+
+pub use error::{AppError, Result};
+pub use field::Field;
+
+use crate::audit::AuditWriter;
+use crate::keyring::Keyring;
+
+/// The name of the tenant created on first start.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The application: the store, the clock, the keyring and the audit writer.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    keyring: Keyring,
+    audit: AuditWriter,
+}
+
+impl App {
+    /// Builds the application over an opened store and makes sure the
+    /// default tenant and the audit signing key exist.
+    pub async fn start(store: Store, clock: Arc<dyn Clock>, keyring: Keyring) -> Result<Self> {
+        let audit = AuditWriter::start(store.clone());
+        let app = Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                keyring,
+                audit,
+            }),
+        };
+        app.ensure_default_tenant().await?;
+        app.ensure_signing_key().await?;
+        Ok(app)
+    }
+
+    /// The store, for readiness checks and offline tools.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    /// The group-commit audit writer.
+    pub fn audit_writer(&self) -> &AuditWriter {
+        &self.inner.audit
+    }
+
+    /// A context for `actor` acting in `tenant` now. Time is kept to the
+    /// millisecond, the precision the store keeps.
+    pub fn ctx(&self, tenant: TenantId, actor: Actor, request: RequestMeta) -> Ctx {
+        let now = self.inner.clock.now();
+        Ctx {
+            tenant,
+            actor,
+            now: idplane_core::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now),
+            request,
+        }
+    }
+
+    /// Waits until queued audit events are durable and stops the writer.
+    pub async fn shutdown(&self) {
+        self.inner.audit.flush().await;
+        self.inner.store.close().await;
+    }
+}

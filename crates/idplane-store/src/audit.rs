@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Row};
 
 use crate::codec::{enum_col, id, millis, time, to_json};
-use crate::{Backend, Conn, Result, StoreError, WriteTx};
+use crate::{Backend, Conn, Result, Store, StoreError, WriteTx};
 
 /// Rows per INSERT statement: 15 binds each stays far below both backends'
 /// bind-parameter limits.
@@ -171,8 +171,10 @@ pub async fn heads(conn: &mut impl Conn) -> Result<Vec<(TenantId, ChainHead)>> {
         .collect()
 }
 
-/// Stores a checkpoint (once per tenant and sequence number).
-pub async fn insert_checkpoint(tx: &mut WriteTx, c: &Checkpoint) -> Result<()> {
+/// Stores a checkpoint (once per tenant and sequence number). Checkpoints
+/// describe the chain rather than change state, so they are the one write
+/// that carries no audit event of its own (it would move the head it signs).
+pub async fn insert_checkpoint(store: &Store, c: &Checkpoint) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_checkpoints (tenant_id, seq, hash, signed_at, key_id, signature) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, seq) DO NOTHING",
@@ -183,7 +185,7 @@ pub async fn insert_checkpoint(tx: &mut WriteTx, c: &Checkpoint) -> Result<()> {
     .bind(millis(c.signed_at))
     .bind(&c.key_id)
     .bind(&c.signature)
-    .execute(tx.conn())
+    .execute(&store.writer)
     .await?;
     Ok(())
 }

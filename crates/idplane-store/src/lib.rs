@@ -78,6 +78,8 @@ pub struct StoreOptions {
     pub schema: Option<String>,
     /// Connections for PostgreSQL, and readers for SQLite.
     pub max_connections: Option<u32>,
+    /// Offline tools read a database as it is, without migrating it.
+    pub skip_migrations: bool,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -149,7 +151,9 @@ impl Store {
                 }
             }
         };
-        store.migrate().await?;
+        if !options.skip_migrations {
+            store.migrate().await?;
+        }
         Ok(store)
     }
 

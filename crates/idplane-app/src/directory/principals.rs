@@ -1,0 +1,375 @@
+//! Users, service accounts and agents (groups are in `groups`): create,
+//! read, update with optimistic concurrency, delete, list.
+
+use idplane_core::audit::AuditEvent;
+use idplane_core::directory::{
+    Principal, PrincipalKind, Status, UserType, name_key, normalize_email, normalize_external_id, normalize_name,
+    normalize_text,
+};
+use idplane_core::{Ctx, PrincipalId, Timestamp, ValidationError};
+use idplane_store::principals::{self, PrincipalFilter};
+use idplane_store::{Conn, Page, Paged, WriteTx};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::{check_version, resolve_principal};
+use crate::{App, AppError, Field, Result};
+
+/// Largest accepted attributes object, serialised.
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// Creates a user.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Unique per tenant, case-insensitively.
+    pub username: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// Correlation id from the HR system or a SCIM client.
+    pub external_id: Option<String>,
+    /// `employee` (default) or `contractor`.
+    pub user_type: Option<UserType>,
+    /// Required for contractors: the end of the engagement.
+    #[schema(value_type = Option<String>)]
+    pub end_date: Option<Timestamp>,
+    /// Required for contractors: the accountable user (id or username).
+    pub sponsor: Option<String>,
+    pub status: Option<Status>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// Changes a user (JSON Merge Patch: absent keeps, null clears).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub username: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub email: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Field<String>,
+    pub user_type: Option<UserType>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub end_date: Field<Timestamp>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub sponsor: Field<String>,
+    pub status: Option<Status>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// Creates a service account or an agent.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNonHuman {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// The accountable human (user id or username).
+    pub owner: String,
+    /// What it is for.
+    pub purpose: String,
+    /// When it stops existing.
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
+    pub external_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// Changes a service account or agent (JSON Merge Patch).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNonHuman {
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Field<String>,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Field<Timestamp>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Field<String>,
+    pub status: Option<Status>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+impl App {
+    /// Creates a user.
+    pub async fn create_user(&self, ctx: &Ctx, cmd: CreateUser) -> Result<Principal> {
+        let mut tx = self.store().write().await?;
+        let sponsor = match cmd.sponsor.as_deref() {
+            Some(s) => Some(resolve_principal(&mut tx, ctx, s, PrincipalKind::User).await?.id),
+            None => None,
+        };
+        let p = Principal {
+            id: PrincipalId::generate(),
+            tenant_id: ctx.tenant,
+            kind: PrincipalKind::User,
+            name: normalize_name("username", &cmd.username)?,
+            display_name: normalize_text("display_name", cmd.display_name.as_deref())?,
+            email: cmd.email.as_deref().map(normalize_email).transpose()?,
+            external_id: normalize_external_id(cmd.external_id.as_deref())?,
+            status: cmd.status.unwrap_or(Status::Active),
+            user_type: Some(cmd.user_type.unwrap_or(UserType::Employee)),
+            end_date: cmd.end_date,
+            sponsor_id: sponsor,
+            owner_id: None,
+            purpose: None,
+            expires_at: None,
+            attributes: check_attributes(cmd.attributes.unwrap_or_default())?,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            version: 1,
+        };
+        self.insert_principal(ctx, tx, p).await
+    }
+
+    /// Creates a service account or agent (`kind`).
+    pub async fn create_non_human(&self, ctx: &Ctx, kind: PrincipalKind, cmd: CreateNonHuman) -> Result<Principal> {
+        let mut tx = self.store().write().await?;
+        let owner = resolve_principal(&mut tx, ctx, &cmd.owner, PrincipalKind::User).await?.id;
+        let p = Principal {
+            id: PrincipalId::generate(),
+            tenant_id: ctx.tenant,
+            kind,
+            name: normalize_name("name", &cmd.name)?,
+            display_name: normalize_text("display_name", cmd.display_name.as_deref())?,
+            email: None,
+            external_id: normalize_external_id(cmd.external_id.as_deref())?,
+            status: Status::Active,
+            user_type: None,
+            end_date: None,
+            sponsor_id: None,
+            owner_id: Some(owner),
+            purpose: normalize_text("purpose", Some(&cmd.purpose))?,
+            expires_at: cmd.expires_at,
+            attributes: check_attributes(cmd.attributes.unwrap_or_default())?,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            version: 1,
+        };
+        self.insert_principal(ctx, tx, p).await
+    }
+
+    pub(crate) async fn insert_principal(&self, ctx: &Ctx, mut tx: WriteTx, p: Principal) -> Result<Principal> {
+        p.check()?;
+        check_accountable(&mut tx, ctx, &p).await?;
+        principals::insert(&mut tx, &p, &name_key(&p.name)).await?;
+        let event = AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(&p)))
+            .with_details(json!({"name": p.name, "status": p.status}));
+        tx.commit(event).await?;
+        Ok(p)
+    }
+
+    /// The principal with `id`, of `kind`.
+    pub async fn principal(&self, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId) -> Result<Principal> {
+        let mut conn = self.store().read().await?;
+        principals::by_id(&mut conn, ctx.tenant, id)
+            .await?
+            .filter(|p| p.kind == kind)
+            .ok_or_else(|| AppError::NotFound(format!("{} `{id}`", kind.as_str())))
+    }
+
+    /// Principals matching `filter`, in creation order.
+    pub async fn principals(&self, ctx: &Ctx, filter: &PrincipalFilter, page: &Page) -> Result<Paged<Principal>> {
+        let mut conn = self.store().read().await?;
+        Ok(principals::list(&mut conn, ctx.tenant, filter, page).await?)
+    }
+
+    /// Changes a user.
+    pub async fn update_user(&self, ctx: &Ctx, id: PrincipalId, cmd: UpdateUser, if_match: Option<i64>) -> Result<Principal> {
+        let mut tx = self.store().write().await?;
+        let current = load(&mut tx, ctx, PrincipalKind::User, id).await?;
+        check_version(if_match, current.version)?;
+        let sponsor = match cmd.sponsor {
+            Field::Set(s) => Some(resolve_principal(&mut tx, ctx, &s, PrincipalKind::User).await?.id),
+            Field::Clear => None,
+            Field::Keep => current.sponsor_id,
+        };
+        let next = Principal {
+            name: cmd.username.map(|u| normalize_name("username", &u)).transpose()?.unwrap_or(current.name.clone()),
+            display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
+            email: cmd.email.try_map(|e| normalize_email(&e))?.apply(current.email.clone()),
+            external_id: merge_external_id(cmd.external_id, &current.external_id)?,
+            user_type: cmd.user_type.or(current.user_type),
+            end_date: cmd.end_date.apply(current.end_date),
+            sponsor_id: sponsor,
+            status: cmd.status.unwrap_or(current.status),
+            attributes: cmd.attributes.map(check_attributes).transpose()?.unwrap_or(current.attributes.clone()),
+            ..current.clone()
+        };
+        self.replace_principal(ctx, tx, current, next).await
+    }
+
+    /// Changes a service account or agent.
+    pub async fn update_non_human(
+        &self,
+        ctx: &Ctx,
+        kind: PrincipalKind,
+        id: PrincipalId,
+        cmd: UpdateNonHuman,
+        if_match: Option<i64>,
+    ) -> Result<Principal> {
+        let mut tx = self.store().write().await?;
+        let current = load(&mut tx, ctx, kind, id).await?;
+        check_version(if_match, current.version)?;
+        let owner = match cmd.owner {
+            Some(o) => Some(resolve_principal(&mut tx, ctx, &o, PrincipalKind::User).await?.id),
+            None => current.owner_id,
+        };
+        let next = Principal {
+            name: cmd.name.map(|n| normalize_name("name", &n)).transpose()?.unwrap_or(current.name.clone()),
+            display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
+            owner_id: owner,
+            purpose: match cmd.purpose {
+                Some(p) => normalize_text("purpose", Some(&p))?,
+                None => current.purpose.clone(),
+            },
+            expires_at: cmd.expires_at.apply(current.expires_at),
+            external_id: merge_external_id(cmd.external_id, &current.external_id)?,
+            status: cmd.status.unwrap_or(current.status),
+            attributes: cmd.attributes.map(check_attributes).transpose()?.unwrap_or(current.attributes.clone()),
+            ..current.clone()
+        };
+        self.replace_principal(ctx, tx, current, next).await
+    }
+
+    pub(crate) async fn replace_principal(
+        &self,
+        ctx: &Ctx,
+        mut tx: WriteTx,
+        current: Principal,
+        mut next: Principal,
+    ) -> Result<Principal> {
+        next.updated_at = ctx.now;
+        next.version = current.version + 1;
+        next.check()?;
+        check_accountable(&mut tx, ctx, &next).await?;
+        if !principals::update(&mut tx, &next, &name_key(&next.name), current.version).await? {
+            return Err(AppError::VersionMismatch { current: current.version });
+        }
+        let event = AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
+            .with_details(json!({"changed": changed_fields(&current, &next)}));
+        tx.commit(event).await?;
+        Ok(next)
+    }
+
+    /// Deletes a principal with its memberships and role assignments.
+    /// Refused while it is the sponsor or owner of another principal.
+    pub async fn delete_principal(&self, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId, if_match: Option<i64>) -> Result<()> {
+        let mut tx = self.store().write().await?;
+        let current = load(&mut tx, ctx, kind, id).await?;
+        check_version(if_match, current.version)?;
+        let dependants = principals::dependants(&mut tx, id).await?;
+        if dependants > 0 {
+            return Err(AppError::Conflict(format!(
+                "{} `{}` is the sponsor or owner of {dependants} principal(s); reassign them first",
+                kind.as_str(),
+                current.name
+            )));
+        }
+        principals::delete(&mut tx, ctx.tenant, id).await?;
+        let event = AuditEvent::new(ctx, &action(kind, "delete"), Some(target(&current)))
+            .with_details(json!({"name": current.name}));
+        tx.commit(event).await?;
+        Ok(())
+    }
+}
+
+/// Loads a principal of `kind` inside a transaction.
+pub(crate) async fn load(conn: &mut impl Conn, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId) -> Result<Principal> {
+    principals::by_id(conn, ctx.tenant, id)
+        .await?
+        .filter(|p| p.kind == kind)
+        .ok_or_else(|| AppError::NotFound(format!("{} `{id}`", kind.as_str())))
+}
+
+/// Sponsors and owners must be active users of the same tenant.
+async fn check_accountable(conn: &mut impl Conn, ctx: &Ctx, p: &Principal) -> Result<()> {
+    for (field, id) in [("sponsor", p.sponsor_id), ("owner", p.owner_id)] {
+        let Some(id) = id else { continue };
+        let human = principals::by_id(conn, ctx.tenant, id).await?;
+        match human {
+            Some(h) if h.kind == PrincipalKind::User && h.is_active_at(ctx.now) && h.id != p.id => {}
+            _ => {
+                return Err(ValidationError::new(
+                    if field == "sponsor" { "sponsor" } else { "owner" },
+                    format!("the {field} must be another active user of this tenant"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn merge_text(field: &'static str, update: Field<String>, current: &Option<String>) -> Result<Option<String>> {
+    Ok(update
+        .try_map(|t| normalize_text(field, Some(&t)))?
+        .apply(Some(current.clone()))
+        .flatten())
+}
+
+pub(crate) fn merge_external_id(update: Field<String>, current: &Option<String>) -> Result<Option<String>> {
+    Ok(update
+        .try_map(|t| normalize_external_id(Some(&t)))?
+        .apply(Some(current.clone()))
+        .flatten())
+}
+
+/// Attributes are free-form JSON, bounded in size.
+pub(crate) fn check_attributes(attributes: Map<String, Value>) -> Result<Map<String, Value>, ValidationError> {
+    let size = serde_json::to_string(&attributes).map(|s| s.len()).unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(ValidationError::new(
+            "attributes",
+            format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(attributes)
+}
+
+/// The audit action for `verb` on a principal of `kind`, e.g. `user.create`.
+pub(crate) fn action(kind: PrincipalKind, verb: &str) -> String {
+    format!("{}.{verb}", kind.as_str())
+}
+
+/// The audit target of a principal, e.g. `user:<id>`.
+pub(crate) fn target(p: &Principal) -> String {
+    format!("{}:{}", p.kind.as_str(), p.id)
+}
+
+fn changed_fields(a: &Principal, b: &Principal) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("name", a.name != b.name);
+    check("display_name", a.display_name != b.display_name);
+    check("email", a.email != b.email);
+    check("external_id", a.external_id != b.external_id);
+    check("status", a.status != b.status);
+    check("user_type", a.user_type != b.user_type);
+    check("end_date", a.end_date != b.end_date);
+    check("sponsor_id", a.sponsor_id != b.sponsor_id);
+    check("owner_id", a.owner_id != b.owner_id);
+    check("purpose", a.purpose != b.purpose);
+    check("expires_at", a.expires_at != b.expires_at);
+    check("attributes", a.attributes != b.attributes);
+    changed
+}

@@ -1,0 +1,136 @@
+//! The HTTP edge: routers per protocol, middleware, and the shared state.
+
+pub mod api;
+pub mod auth;
+pub mod extract;
+pub mod ops;
+pub mod problem;
+pub mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use idplane_app::App;
+use idplane_core::TenantId;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use self::problem::Problem;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub app: App,
+    /// The dev-mode root token, if any.
+    pub root_token: Option<Arc<str>>,
+    pub metrics: Option<PrometheusHandle>,
+    tenant_ids: Arc<RwLock<HashMap<String, TenantId>>>,
+}
+
+impl AppState {
+    pub fn new(app: App, root_token: Option<String>, metrics: Option<PrometheusHandle>) -> Self {
+        Self {
+            app,
+            root_token: root_token.map(Arc::from),
+            metrics,
+            tenant_ids: Arc::default(),
+        }
+    }
+
+    /// The id of the tenant called `name`, cached: tenant ids never change.
+    pub async fn tenant_id(&self, name: &str) -> Result<TenantId, Problem> {
+        if let Some(id) = self.tenant_ids.read().ok().and_then(|m| m.get(name).copied()) {
+            return Ok(id);
+        }
+        let id = self.app.tenant(name).await?.id;
+        if let Ok(mut map) = self.tenant_ids.write() {
+            map.insert(name.to_owned(), id);
+        }
+        Ok(id)
+    }
+
+    /// Drops a deleted tenant from the cache.
+    pub fn forget_tenant(&self, name: &str) {
+        if let Ok(mut map) = self.tenant_ids.write() {
+            map.remove(name);
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api::router();
+    let doc = Arc::new(doc);
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(ops::routes(doc))
+        .merge(api)
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not take that method")
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an internal error occurred",
+            ))
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("x-vault-token")]))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Counts requests and their latency by route template and status.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let start = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("idplane_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("idplane_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,147 @@
+//! `idplane serve`: start-up, the background tasks, graceful shutdown.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use idplane_app::App;
+use idplane_app::keyring::Keyring;
+use idplane_core::SystemClock;
+use idplane_store::{Store, StoreOptions, redact_url};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tokio::net::TcpListener;
+
+use crate::config::{LogFormat, ServeArgs, ServeConfig};
+use crate::http::{self, AppState};
+
+/// Latency buckets (seconds) for the request histograms.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = ServeConfig::resolve(args)?;
+    init_tracing(config.log_format);
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("seconds".into()), LATENCY_BUCKETS))
+        .context("metrics")?
+        .install_recorder()
+        .context("metrics recorder")?;
+
+    create_private_dir(&config.data_dir)?;
+    let store = Store::open(&config.database_url, &StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+    let keyring = match std::env::var("IDPLANE_ROOT_KEY") {
+        Ok(key) => Keyring::from_base64(&key),
+        Err(_) => Keyring::load_or_create(&config.data_dir.join("root.key")),
+    }
+    .map_err(|e| anyhow::anyhow!("root key: {e}"))?;
+    let app = App::start(store, Arc::new(SystemClock), keyring)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    announce(&app, &config).await?;
+    let state = AppState::new(app.clone(), config.root_token.clone(), Some(metrics));
+    let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
+    tracing::info!(
+        listen = %config.listen, issuer = %config.issuer, dev = config.dev,
+        startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
+    );
+    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("shutting down: in-flight requests finished");
+    checkpoints.abort();
+    if let Err(e) = app.checkpoint_all().await {
+        tracing::warn!(error = %e, "final audit checkpoint failed");
+    }
+    app.shutdown().await;
+    Ok(())
+}
+
+/// Prints, once, how the first administrator gets in. Secrets go to the
+/// terminal (stderr), never to the log.
+async fn announce(app: &App, config: &ServeConfig) -> anyhow::Result<()> {
+    if let Some(root) = &config.root_token {
+        eprintln!(
+            "\nidplane is running in DEVELOPMENT mode: data in {} {}.\n  Root token: {root}\n  export IDPLANE_SERVER={} IDPLANE_TOKEN={root}\n",
+            config.data_dir.display(),
+            if config._ephemeral.is_some() { "(deleted on exit)" } else { "(kept)" },
+            config.issuer,
+        );
+        return Ok(());
+    }
+    if let Some(secret) = app.first_start_bootstrap().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))? {
+        eprintln!(
+            "\nidplane initialised {}.\nThe first administrator gets in with this one-time bootstrap token (valid 24 hours, shown only now):\n\n  idplane bootstrap --server {} --token {secret} --username YOUR_NAME\n\nIt prints an admin token for IDPLANE_TOKEN.\n",
+            config.data_dir.display(),
+            config.issuer,
+        );
+    }
+    Ok(())
+}
+
+async fn sign_checkpoints(app: App, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = app.checkpoint_all().await {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IDPLANE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
