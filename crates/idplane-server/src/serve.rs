@@ -49,6 +49,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     announce(&app, &config).await?;
     let state = AppState::new(app.clone(), config.root_token.clone(), Some(metrics));
     let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
+    let store_probe = tokio::spawn(probe_store(app.clone()));
     tracing::info!(
         listen = %config.listen, issuer = %config.issuer, dev = config.dev,
         startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
@@ -59,6 +60,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("server error")?;
     tracing::info!("shutting down: in-flight requests finished");
     checkpoints.abort();
+    store_probe.abort();
     if let Err(e) = app.checkpoint_all().await {
         tracing::warn!(error = %e, "final audit checkpoint failed");
     }
@@ -96,6 +98,18 @@ async fn sign_checkpoints(app: App, every: std::time::Duration) {
         if let Err(e) = app.checkpoint_all().await {
             tracing::warn!(error = %e, "audit checkpoint failed");
         }
+    }
+}
+
+/// Measures store latency for `/metrics` every 15 seconds.
+async fn probe_store(app: App) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        ticker.tick().await;
+        let start = Instant::now();
+        let ok = app.store().ping().await.is_ok();
+        metrics::histogram!("idplane_store_ping_seconds").record(start.elapsed().as_secs_f64());
+        metrics::gauge!("idplane_store_up").set(if ok { 1.0 } else { 0.0 });
     }
 }
 

@@ -52,12 +52,13 @@ where
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .unwrap_or_default();
-    if let Some(root) = &state.root_token
-        && root_token_matches(presented, root)
-    {
-        return Ok(Caller::root());
-    }
-    Ok(state.app.authenticate(presented, tenant, &meta.0).await?)
+    let caller = match &state.root_token {
+        Some(root) if root_token_matches(presented, root) => Caller::root(),
+        _ => state.app.authenticate(presented, tenant, &meta.0).await?,
+    };
+    // Every use of a token is attributable in the request's log lines.
+    tracing::Span::current().record("actor", caller.actor.label());
+    Ok(caller)
 }
 
 impl<S> FromRequestParts<S> for Authed

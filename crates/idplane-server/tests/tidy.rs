@@ -1,0 +1,83 @@
+//! Tidy: the layering rules of ARCHITECTURE.md, checked mechanically.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn manifest(krate: &str) -> String {
+    std::fs::read_to_string(workspace().join("crates").join(krate).join("Cargo.toml")).unwrap()
+}
+
+fn sources(krate: &str) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![workspace().join("crates").join(krate).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    out
+}
+
+fn depends_on(krate: &str, dependency: &str) -> bool {
+    manifest(krate)
+        .lines()
+        .any(|line| line.trim_start().starts_with(&format!("{dependency} ")) || line.trim_start().starts_with(&format!("{dependency}.")))
+}
+
+#[test]
+fn only_the_store_speaks_sql() {
+    for krate in ["idplane-core", "idplane-app", "idplane-server"] {
+        assert!(!depends_on(krate, "sqlx"), "{krate} must not depend on sqlx");
+    }
+    assert!(depends_on("idplane-store", "sqlx"));
+}
+
+#[test]
+fn only_the_server_knows_http_and_the_cli() {
+    for krate in ["idplane-core", "idplane-store", "idplane-app"] {
+        for edge in ["axum", "tower", "tower-http", "clap", "reqwest"] {
+            assert!(!depends_on(krate, edge), "{krate} must not depend on {edge}");
+        }
+    }
+}
+
+#[test]
+fn dependencies_point_down() {
+    assert!(!depends_on("idplane-core", "idplane-store"));
+    assert!(!depends_on("idplane-core", "idplane-app"));
+    assert!(!depends_on("idplane-store", "idplane-app"));
+    assert!(!depends_on("idplane-app", "idplane-server"));
+}
+
+#[test]
+fn the_core_does_no_io() {
+    for (path, text) in sources("idplane-core") {
+        for io in ["std::fs", "std::net", "tokio", "std::process"] {
+            assert!(!text.contains(io), "{} uses {io}", path.display());
+        }
+    }
+}
+
+#[test]
+fn no_commit_without_an_audit_event() {
+    // The only transaction commit in the store is inside WriteTx::commit_all,
+    // right after the audit append.
+    let commits: Vec<_> = sources("idplane-store")
+        .into_iter()
+        .filter(|(_, text)| text.contains(".commit().await"))
+        .collect();
+    assert_eq!(commits.len(), 1, "transactions are committed only by WriteTx");
+    let (_, text) = &commits[0];
+    let append = text.find("audit::append(&mut self, events)").unwrap();
+    let commit = text.find("self.tx.commit().await").unwrap();
+    assert!(append < commit, "the audit append precedes the commit");
+}
