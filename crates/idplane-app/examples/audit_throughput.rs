@@ -20,12 +20,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let producers: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let dir = tempfile::tempdir()?;
-    let url = args
-        .get(3)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()));
+    let url = args.get(3).cloned().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )
+    });
     let options = StoreOptions {
-        schema: url.starts_with("postgres").then(|| format!("bench_{}", uuid::Uuid::now_v7().simple())),
+        schema: url
+            .starts_with("postgres")
+            .then(|| format!("bench_{}", uuid::Uuid::now_v7().simple())),
         ..Default::default()
     };
     let store = Store::open(&url, &options).await?;
@@ -56,7 +60,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{total} durable audit events from {producers} concurrent producers in {:.2} s: {:.0} events/s ({})",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
-        if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" }
+        if url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     idplane_app::audit::verify_store(app.store(), None).await?;
     println!("chain verified");

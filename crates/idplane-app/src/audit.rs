@@ -218,7 +218,11 @@ impl App {
             public_key,
             created_at: self.clock().now(),
         };
-        let ctx = self.ctx(self.default_tenant_id().await?, idplane_core::Actor::System, Default::default());
+        let ctx = self.ctx(
+            self.default_tenant_id().await?,
+            idplane_core::Actor::System,
+            Default::default(),
+        );
         let mut tx = self.store().write().await?;
         keys::insert(&mut tx, &key).await?;
         tx.commit(
@@ -259,9 +263,14 @@ pub enum VerifyFailure {
 /// Verifies every tenant's chain from its first record to its head, and,
 /// given a checkpoint, that the chain still reaches it and its signature
 /// holds. Reads only.
-pub async fn verify_store(store: &Store, checkpoint: Option<&Checkpoint>) -> Result<VerifyReport, VerifyFailure> {
+pub async fn verify_store(
+    store: &Store,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<VerifyReport, VerifyFailure> {
     let mut conn = store.read().await.map_err(AppError::from)?;
-    let heads = idplane_store::audit::heads(&mut conn).await.map_err(AppError::from)?;
+    let heads = idplane_store::audit::heads(&mut conn)
+        .await
+        .map_err(AppError::from)?;
     if let Some(cp) = checkpoint {
         let key = keys::by_id(&mut conn, &cp.key_id)
             .await
@@ -269,7 +278,9 @@ pub async fn verify_store(store: &Store, checkpoint: Option<&Checkpoint>) -> Res
             .ok_or_else(|| VerifyFailure::BadCheckpoint(format!("unknown key `{}`", cp.key_id)))?;
         let message = Checkpoint::signed_bytes(cp.tenant_id, cp.seq, &cp.hash, cp.signed_at);
         if !ed25519_verify(&key.public_key, &message, &cp.signature) {
-            return Err(VerifyFailure::BadCheckpoint("the signature does not verify".into()));
+            return Err(VerifyFailure::BadCheckpoint(
+                "the signature does not verify".into(),
+            ));
         }
     }
     let mut report = VerifyReport::default();
@@ -290,7 +301,8 @@ pub async fn verify_store(store: &Store, checkpoint: Option<&Checkpoint>) -> Res
             }
             for record in &page {
                 verifier.check(record).map_err(broken)?;
-                if let Some(cp) = checkpoint.filter(|cp| cp.tenant_id == tenant && cp.seq == record.seq)
+                if let Some(cp) =
+                    checkpoint.filter(|cp| cp.tenant_id == tenant && cp.seq == record.seq)
                     && cp.hash != record.hash
                 {
                     return Err(broken(ChainError::CheckpointMismatch { seq: record.seq }).into());

@@ -61,11 +61,15 @@ impl Keyring {
             Ok(text) => Self::from_base64(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = B64.encode(random_bytes::<ROOT_KEY_LEN>()?);
-                write_private_file(path, &text)
-                    .map_err(|e| AppError::Internal(format!("cannot write {}: {e}", path.display())))?;
+                write_private_file(path, &text).map_err(|e| {
+                    AppError::Internal(format!("cannot write {}: {e}", path.display()))
+                })?;
                 Self::from_base64(&text)
             }
-            Err(e) => Err(AppError::Internal(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(AppError::Internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -78,7 +82,11 @@ impl Keyring {
             .map_err(|_| AppError::Internal("no randomness".into()))?;
         let mut data = plaintext.to_vec();
         self.root
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut data)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut data,
+            )
             .map_err(|_| AppError::Internal("sealing failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&data);
@@ -93,12 +101,15 @@ impl Keyring {
         let (nonce, ciphertext) = bytes
             .split_at_checked(NONCE_LEN)
             .ok_or_else(|| AppError::Internal("sealed data is too short".into()))?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| AppError::Internal("bad nonce".into()))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| AppError::Internal("bad nonce".into()))?;
         let mut data = ciphertext.to_vec();
         let plain = self
             .root
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
-            .map_err(|_| AppError::Internal("cannot unseal: wrong root key or altered data".into()))?;
+            .map_err(|_| {
+                AppError::Internal("cannot unseal: wrong root key or altered data".into())
+            })?;
         Ok(plain.to_vec())
     }
 
@@ -116,7 +127,8 @@ impl Keyring {
 
 /// Signs `message` with an Ed25519 PKCS#8 key; base64url signature.
 pub fn ed25519_sign(pkcs8: &[u8], message: &[u8]) -> Result<String> {
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| AppError::Internal("bad signing key".into()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+        .map_err(|_| AppError::Internal("bad signing key".into()))?;
     Ok(B64.encode(pair.sign(message).as_ref()))
 }
 
@@ -125,7 +137,9 @@ pub fn ed25519_verify(public_key: &str, message: &[u8], signature: &str) -> bool
     let (Ok(public), Ok(signature)) = (B64.decode(public_key), B64.decode(signature)) else {
         return false;
     };
-    UnparsedPublicKey::new(&ED25519, public).verify(message, &signature).is_ok()
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(message, &signature)
+        .is_ok()
 }
 
 /// `N` bytes from the operating system's CSPRNG.
@@ -156,7 +170,12 @@ mod tests {
         let sealed = keyring.seal("key-1", b"secret").unwrap();
         assert_eq!(keyring.open("key-1", &sealed).unwrap(), b"secret");
         assert!(keyring.open("key-2", &sealed).is_err());
-        assert!(Keyring::ephemeral().unwrap().open("key-1", &sealed).is_err());
+        assert!(
+            Keyring::ephemeral()
+                .unwrap()
+                .open("key-1", &sealed)
+                .is_err()
+        );
     }
 
     #[test]

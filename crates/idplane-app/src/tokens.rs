@@ -6,7 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{Status, UserType};
-use idplane_core::{Actor, Ctx, PrincipalId, RequestMeta, TenantId, Timestamp, TokenId, ValidationError};
+use idplane_core::{
+    Actor, Ctx, PrincipalId, RequestMeta, TenantId, Timestamp, TokenId, ValidationError,
+};
 use idplane_store::tokens::{self, StoredToken};
 use idplane_store::{Page, Paged};
 use serde::{Deserialize, Serialize};
@@ -145,7 +147,12 @@ impl App {
     /// Checks a bearer token. Failures are audited (in `audit_tenant`'s
     /// chain) with the source of the request, and all look the same to the
     /// caller.
-    pub async fn authenticate(&self, secret: &str, audit_tenant: TenantId, request: &RequestMeta) -> Result<Caller> {
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+        audit_tenant: TenantId,
+        request: &RequestMeta,
+    ) -> Result<Caller> {
         let now = self.clock().now();
         let found = if secret.starts_with(TOKEN_PREFIX) {
             let mut conn = self.store().read().await?;
@@ -165,7 +172,8 @@ impl App {
                     token_id: t.id,
                     principal_id: t.principal_id,
                 },
-                scope: Scope::parse(&t.scope).ok_or_else(|| AppError::Internal(format!("token scope `{}`", t.scope)))?,
+                scope: Scope::parse(&t.scope)
+                    .ok_or_else(|| AppError::Internal(format!("token scope `{}`", t.scope)))?,
                 tenant: t.tenant_id,
             }),
             found => {
@@ -176,8 +184,12 @@ impl App {
                     request: request.clone(),
                 };
                 let target = found.map(|t| format!("token:{}", t.id));
-                self.record(AuditEvent::new(&ctx, "auth.admin_token", target).failed().with_details(json!({"reason": reason})))
-                    .await?;
+                self.record(
+                    AuditEvent::new(&ctx, "auth.admin_token", target)
+                        .failed()
+                        .with_details(json!({"reason": reason})),
+                )
+                .await?;
                 Err(AppError::Unauthenticated)
             }
         }
@@ -185,7 +197,12 @@ impl App {
 
     /// Issues a token. A tenant-bound caller can only issue tokens bound to
     /// its own tenant, and a read-only caller none at all.
-    pub async fn issue_token(&self, ctx: &Ctx, caller: &Caller, cmd: CreateToken) -> Result<IssuedToken> {
+    pub async fn issue_token(
+        &self,
+        ctx: &Ctx,
+        caller: &Caller,
+        cmd: CreateToken,
+    ) -> Result<IssuedToken> {
         let scope = cmd.scope.unwrap_or(Scope::Read);
         if scope == Scope::Bootstrap {
             return Err(ValidationError::new("scope", "must be `admin` or `read`").into());
@@ -195,11 +212,18 @@ impl App {
             None => None,
         };
         if caller.tenant.is_some() && caller.tenant != tenant {
-            return Err(AppError::Forbidden("a tenant-bound token can only issue tokens for its own tenant".into()));
+            return Err(AppError::Forbidden(
+                "a tenant-bound token can only issue tokens for its own tenant".into(),
+            ));
         }
-        let expires_at = cmd.expiry.resolve(ctx.now)?.unwrap_or(ctx.now + DEFAULT_LIFETIME);
+        let expires_at = cmd
+            .expiry
+            .resolve(ctx.now)?
+            .unwrap_or(ctx.now + DEFAULT_LIFETIME);
         if expires_at > ctx.now + MAX_LIFETIME {
-            return Err(ValidationError::new("expires_at", "a token lives at most 366 days").into());
+            return Err(
+                ValidationError::new("expires_at", "a token lives at most 366 days").into(),
+            );
         }
         let name = normalize_optional("name", Some(&cmd.name))?
             .ok_or_else(|| ValidationError::new("name", "must not be empty"))?;
@@ -207,7 +231,8 @@ impl App {
             Actor::Token { principal_id, .. } => *principal_id,
             _ => None,
         };
-        self.store_token(ctx, name, scope, tenant, principal, expires_at).await
+        self.store_token(ctx, name, scope, tenant, principal, expires_at)
+            .await
     }
 
     async fn store_token(
@@ -233,10 +258,11 @@ impl App {
         };
         let mut tx = self.store().write().await?;
         tokens::insert(&mut tx, &stored, &hash_secret(&secret)).await?;
-        let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id))).with_details(json!({
-            "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
-            "tenant": tenant.map(|t| t.to_string()),
-        }));
+        let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id)))
+            .with_details(json!({
+                "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
+                "tenant": tenant.map(|t| t.to_string()),
+            }));
         tx.commit(event).await?;
         Ok(IssuedToken {
             token: Token { stored, scope },
@@ -252,11 +278,15 @@ impl App {
             .items
             .into_iter()
             .map(|stored| {
-                let scope = Scope::parse(&stored.scope).ok_or_else(|| AppError::Internal("token scope".into()))?;
+                let scope = Scope::parse(&stored.scope)
+                    .ok_or_else(|| AppError::Internal("token scope".into()))?;
                 Ok(Token { stored, scope })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Paged { items, more: paged.more })
+        Ok(Paged {
+            items,
+            more: paged.more,
+        })
     }
 
     /// Revokes a token; it stops working at once.
@@ -266,9 +296,16 @@ impl App {
             return Err(AppError::NotFound(format!("token `{id}`")));
         }
         if !tokens::revoke(&mut tx, id, ctx.now).await? {
-            return Err(AppError::Conflict(format!("token `{id}` is already revoked")));
+            return Err(AppError::Conflict(format!(
+                "token `{id}` is already revoked"
+            )));
         }
-        tx.commit(AuditEvent::new(ctx, "token.revoke", Some(format!("token:{id}")))).await?;
+        tx.commit(AuditEvent::new(
+            ctx,
+            "token.revoke",
+            Some(format!("token:{id}")),
+        ))
+        .await?;
         Ok(())
     }
 
@@ -280,10 +317,21 @@ impl App {
             return Ok(None);
         }
         drop(conn);
-        let ctx = self.ctx(self.default_tenant_id().await?, Actor::System, RequestMeta::default());
+        let ctx = self.ctx(
+            self.default_tenant_id().await?,
+            Actor::System,
+            RequestMeta::default(),
+        );
         let expires_at = ctx.now + BOOTSTRAP_LIFETIME;
         let issued = self
-            .store_token(&ctx, "bootstrap".into(), Scope::Bootstrap, None, None, expires_at)
+            .store_token(
+                &ctx,
+                "bootstrap".into(),
+                Scope::Bootstrap,
+                None,
+                None,
+                expires_at,
+            )
             .await?;
         Ok(Some(issued.secret))
     }
@@ -291,14 +339,27 @@ impl App {
     /// Exchanges the bootstrap token for the first administrator: creates
     /// the user in the default tenant, issues an admin token bound to it,
     /// and revokes the bootstrap token so it works only once.
-    pub async fn complete_bootstrap(&self, caller: &Caller, request: RequestMeta, cmd: CompleteBootstrap) -> Result<IssuedToken> {
+    pub async fn complete_bootstrap(
+        &self,
+        caller: &Caller,
+        request: RequestMeta,
+        cmd: CompleteBootstrap,
+    ) -> Result<IssuedToken> {
         let Actor::Token { token_id, .. } = caller.actor else {
-            return Err(AppError::Forbidden("only the bootstrap token can do this".into()));
+            return Err(AppError::Forbidden(
+                "only the bootstrap token can do this".into(),
+            ));
         };
         if caller.scope != Scope::Bootstrap {
-            return Err(AppError::Forbidden("only the bootstrap token can do this".into()));
+            return Err(AppError::Forbidden(
+                "only the bootstrap token can do this".into(),
+            ));
         }
-        let ctx = self.ctx(self.default_tenant_id().await?, caller.actor.clone(), request);
+        let ctx = self.ctx(
+            self.default_tenant_id().await?,
+            caller.actor.clone(),
+            request,
+        );
         // Refuse a bad username before the one-time token is spent.
         idplane_core::directory::normalize_name("username", &cmd.username)?;
         // Revoke first: of two racing requests only one gets past this.

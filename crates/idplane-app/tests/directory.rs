@@ -27,8 +27,14 @@ impl Harness {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
         let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(store, clock.clone(), Keyring::ephemeral().unwrap()).await.unwrap();
-        Self { app, clock, _dir: dir }
+        let app = App::start(store, clock.clone(), Keyring::ephemeral().unwrap())
+            .await
+            .unwrap();
+        Self {
+            app,
+            clock,
+            _dir: dir,
+        }
     }
 
     async fn ctx(&self) -> Ctx {
@@ -104,11 +110,17 @@ async fn an_expired_assignment_stops_granting_at_that_instant() {
 
     h.advance(SignedDuration::from_hours(4) - SignedDuration::from_millis(1));
     let access = h.app.access(&h.ctx().await, alice.id).await.unwrap();
-    assert!(access.entitlements.contains(&payroll()), "still granted a millisecond before expiry");
+    assert!(
+        access.entitlements.contains(&payroll()),
+        "still granted a millisecond before expiry"
+    );
 
     h.advance(SignedDuration::from_millis(1));
     let access = h.app.access(&h.ctx().await, alice.id).await.unwrap();
-    assert!(access.entitlements.is_empty(), "granted at the instant of expiry");
+    assert!(
+        access.entitlements.is_empty(),
+        "granted at the instant of expiry"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +136,11 @@ async fn nested_group_grants_until_the_membership_expires() {
         attributes: None,
     };
     let finance = h.app.create_group(&ctx, group("finance")).await.unwrap();
-    let payroll_team = h.app.create_group(&ctx, group("payroll-team")).await.unwrap();
+    let payroll_team = h
+        .app
+        .create_group(&ctx, group("payroll-team"))
+        .await
+        .unwrap();
     h.app
         .add_member(
             &ctx,
@@ -209,8 +225,14 @@ async fn group_cycles_are_refused() {
     };
     add(ids[0], "group:b").await.unwrap(); // b ∈ a
     add(ids[1], "group:c").await.unwrap(); // c ∈ b
-    assert!(matches!(add(ids[2], "group:a").await, Err(AppError::Conflict(_)))); // a ∈ c closes a→b→c→a
-    assert!(matches!(add(ids[0], "group:a").await, Err(AppError::Conflict(_)))); // a ∈ a
+    assert!(matches!(
+        add(ids[2], "group:a").await,
+        Err(AppError::Conflict(_))
+    )); // a ∈ c closes a→b→c→a
+    assert!(matches!(
+        add(ids[0], "group:a").await,
+        Err(AppError::Conflict(_))
+    )); // a ∈ a
 }
 
 #[tokio::test]
@@ -258,11 +280,17 @@ async fn non_humans_need_an_active_human_owner() {
         external_id: None,
         attributes: None,
     };
-    let agent = h.app.create_non_human(&ctx, PrincipalKind::Agent, cmd.clone()).await.unwrap();
+    let agent = h
+        .app
+        .create_non_human(&ctx, PrincipalKind::Agent, cmd.clone())
+        .await
+        .unwrap();
     assert_eq!(agent.owner_id, Some(owner.id));
     // The owner cannot be deleted while accountable for the agent.
     assert!(matches!(
-        h.app.delete_principal(&ctx, PrincipalKind::User, owner.id, None).await,
+        h.app
+            .delete_principal(&ctx, PrincipalKind::User, owner.id, None)
+            .await,
         Err(AppError::Conflict(_))
     ));
     // A suspended user cannot become an owner.
@@ -319,8 +347,14 @@ async fn stale_versions_are_refused_and_null_clears() {
         .unwrap();
     assert_eq!(cleared.email, None);
     assert_eq!(cleared.version, 2);
-    let stale = h.app.update_user(&ctx, alice.id, UpdateUser::default(), Some(1)).await;
-    assert!(matches!(stale, Err(AppError::VersionMismatch { current: 2 })));
+    let stale = h
+        .app
+        .update_user(&ctx, alice.id, UpdateUser::default(), Some(1))
+        .await;
+    assert!(matches!(
+        stale,
+        Err(AppError::VersionMismatch { current: 2 })
+    ));
 }
 
 #[tokio::test]
@@ -345,7 +379,11 @@ async fn tokens_expire_and_revoke_and_failures_are_audited() {
         source_ip: Some("203.0.113.7".into()),
         ..Default::default()
     };
-    let caller = h.app.authenticate(&issued.secret, ctx.tenant, &meta).await.unwrap();
+    let caller = h
+        .app
+        .authenticate(&issued.secret, ctx.tenant, &meta)
+        .await
+        .unwrap();
     assert_eq!(caller.scope, Scope::Read);
     assert!(!caller.may(ctx.tenant, true));
 
@@ -376,16 +414,29 @@ async fn every_change_is_in_a_chain_that_verifies_and_is_checkpointed() {
     let h = Harness::new().await;
     let ctx = h.ctx().await;
     for i in 0..20 {
-        h.app.create_user(&ctx, user(&format!("user{i}"))).await.unwrap();
+        h.app
+            .create_user(&ctx, user(&format!("user{i}")))
+            .await
+            .unwrap();
     }
     let checkpoint = h.app.audit_checkpoint(ctx.tenant).await.unwrap().unwrap();
-    let report = idplane_app::audit::verify_store(h.app.store(), Some(&checkpoint)).await.unwrap();
-    let (_, records) = report.chains.iter().find(|(t, _)| *t == ctx.tenant).unwrap();
+    let report = idplane_app::audit::verify_store(h.app.store(), Some(&checkpoint))
+        .await
+        .unwrap();
+    let (_, records) = report
+        .chains
+        .iter()
+        .find(|(t, _)| *t == ctx.tenant)
+        .unwrap();
     assert_eq!(*records, checkpoint.seq);
     // A forged checkpoint is refused.
     let mut forged = checkpoint.clone();
     forged.seq += 1;
-    assert!(idplane_app::audit::verify_store(h.app.store(), Some(&forged)).await.is_err());
+    assert!(
+        idplane_app::audit::verify_store(h.app.store(), Some(&forged))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -396,8 +447,12 @@ async fn group_commit_batches_concurrent_events_into_one_chain() {
         let app = h.app.clone();
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            app.record(idplane_core::audit::AuditEvent::new(&ctx, "test.event", Some(format!("n:{i}"))))
-                .await
+            app.record(idplane_core::audit::AuditEvent::new(
+                &ctx,
+                "test.event",
+                Some(format!("n:{i}")),
+            ))
+            .await
         })
     });
     let mut seqs = Vec::new();
@@ -407,7 +462,9 @@ async fn group_commit_batches_concurrent_events_into_one_chain() {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), 500, "every event got its own place");
-    idplane_app::audit::verify_store(h.app.store(), None).await.unwrap();
+    idplane_app::audit::verify_store(h.app.store(), None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

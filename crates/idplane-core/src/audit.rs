@@ -150,26 +150,43 @@ pub fn record_hash(seq: i64, prev_hash: &str, event: &AuditEvent) -> String {
 /// details object's keys sorted, times as integer milliseconds. Independent
 /// of how the record was stored or serialised elsewhere.
 pub fn canonical_encoding(seq: i64, prev_hash: &str, event: &AuditEvent) -> Vec<u8> {
-    let fields = Value::Array(vec![
-        Value::from(1), // encoding version
-        Value::from(event.tenant_id.to_string()),
-        Value::from(seq),
-        Value::from(prev_hash),
-        Value::from(event.id.to_string()),
-        Value::from(event.time.as_millisecond()),
-        Value::from(event.actor.as_str()),
-        Value::from(event.on_behalf_of.as_deref()),
-        Value::from(event.action.as_str()),
-        Value::from(event.target.as_deref()),
-        Value::from(event.outcome.as_str()),
-        Value::from(event.source_ip.as_deref()),
-        Value::from(event.user_agent.as_deref()),
-        Value::from(event.request_id.as_deref()),
-        event.details.clone(),
-    ]);
     let mut out = Vec::with_capacity(512);
-    write_canonical(&fields, &mut out);
+    out.extend_from_slice(b"[1,"); // encoding version
+    let tenant = event.tenant_id.to_string();
+    let id = event.id.to_string();
+    write_str(Some(&tenant), &mut out);
+    out.extend_from_slice(format!(",{seq},").as_bytes());
+    write_str(Some(prev_hash), &mut out);
+    out.push(b',');
+    write_str(Some(&id), &mut out);
+    out.extend_from_slice(format!(",{},", event.time.as_millisecond()).as_bytes());
+    for field in [
+        Some(event.actor.as_str()),
+        event.on_behalf_of.as_deref(),
+        Some(event.action.as_str()),
+        event.target.as_deref(),
+        Some(event.outcome.as_str()),
+        event.source_ip.as_deref(),
+        event.user_agent.as_deref(),
+        event.request_id.as_deref(),
+    ] {
+        write_str(field, &mut out);
+        out.push(b',');
+    }
+    write_canonical(&event.details, &mut out);
+    out.push(b']');
     out
+}
+
+/// A JSON string, or `null`.
+fn write_str(value: Option<&str>, out: &mut Vec<u8>) {
+    match value {
+        // Serialising a string into a Vec cannot fail.
+        Some(s) => {
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
@@ -224,20 +241,28 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The exact bytes that are signed.
     pub fn signed_bytes(tenant: TenantId, seq: i64, hash: &str, signed_at: Timestamp) -> Vec<u8> {
-        format!("idplane-audit-checkpoint/v1\n{tenant}\n{seq}\n{hash}\n{}", signed_at.as_millisecond()).into_bytes()
+        format!(
+            "idplane-audit-checkpoint/v1\n{tenant}\n{seq}\n{hash}\n{}",
+            signed_at.as_millisecond()
+        )
+        .into_bytes()
     }
 }
 
 /// Where and why a chain stops verifying.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
-    #[error("record {seq}: expected sequence number {expected} (a record was removed or reordered)")]
+    #[error(
+        "record {seq}: expected sequence number {expected} (a record was removed or reordered)"
+    )]
     SequenceGap { seq: i64, expected: i64 },
     #[error("record {seq}: prev_hash does not match the hash of record {}", seq - 1)]
     BrokenLink { seq: i64 },
     #[error("record {seq}: content does not match its hash (the record was altered)")]
     Altered { seq: i64 },
-    #[error("the chain ends at record {last} but the checkpoint is at {checkpoint} (records were cut off)")]
+    #[error(
+        "the chain ends at record {last} but the checkpoint is at {checkpoint} (records were cut off)"
+    )]
     Truncated { last: i64, checkpoint: i64 },
     #[error("record {seq}: hash differs from the checkpoint's")]
     CheckpointMismatch { seq: i64 },
@@ -304,7 +329,13 @@ mod tests {
         let ctx = ctx();
         let mut head = ChainHead::genesis();
         (0..n)
-            .map(|i| head.append(AuditEvent::new(&ctx, "user.create", Some(format!("user:{i}")))))
+            .map(|i| {
+                head.append(AuditEvent::new(
+                    &ctx,
+                    "user.create",
+                    Some(format!("user:{i}")),
+                ))
+            })
             .collect()
     }
 
@@ -329,7 +360,13 @@ mod tests {
     fn removing_a_record_is_caught() {
         let mut records = chain(5);
         records.remove(1);
-        assert_eq!(verify(&records), Err(ChainError::SequenceGap { seq: 3, expected: 2 }));
+        assert_eq!(
+            verify(&records),
+            Err(ChainError::SequenceGap {
+                seq: 3,
+                expected: 2
+            })
+        );
     }
 
     #[test]
@@ -348,11 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn canonical_encoding_is_pinned() {
+        let mut event = AuditEvent::new(&ctx(), "user.create", Some("user:1".into()))
+            .with_details(serde_json::json!({"b": 1, "a": "x\"y"}));
+        event.id = Uuid::nil();
+        event.tenant_id = TenantId::from(Uuid::nil());
+        let text = String::from_utf8(canonical_encoding(7, "ab", &event)).unwrap();
+        assert_eq!(
+            text,
+            r#"[1,"00000000-0000-0000-0000-000000000000",7,"ab","00000000-0000-0000-0000-000000000000",1767225600000,"root",null,"user.create","user:1","success",null,null,null,{"a":"x\"y","b":1}]"#
+        );
+    }
+
+    #[test]
     fn canonical_encoding_ignores_key_order_of_details() {
         let ctx = ctx();
-        let a = AuditEvent::new(&ctx, "x", None).with_details(serde_json::json!({"a": 1, "b": {"d": 2, "c": 3}}));
+        let a = AuditEvent::new(&ctx, "x", None)
+            .with_details(serde_json::json!({"a": 1, "b": {"d": 2, "c": 3}}));
         let mut b = a.clone();
         b.details = serde_json::from_str(r#"{"b": {"c": 3, "d": 2}, "a": 1}"#).unwrap();
-        assert_eq!(record_hash(1, GENESIS_HASH, &a), record_hash(1, GENESIS_HASH, &b));
+        assert_eq!(
+            record_hash(1, GENESIS_HASH, &a),
+            record_hash(1, GENESIS_HASH, &b)
+        );
     }
 }

@@ -210,7 +210,9 @@ impl Principal {
     /// Whether the principal may act at `now`: active, within its end date
     /// and before its expiry. Evaluated on read, so no job needs to run.
     pub fn is_active_at(&self, now: Timestamp) -> bool {
-        self.status == Status::Active && in_force(self.end_date, now) && in_force(self.expires_at, now)
+        self.status == Status::Active
+            && in_force(self.end_date, now)
+            && in_force(self.expires_at, now)
     }
 }
 
@@ -303,7 +305,10 @@ pub fn normalize_tenant_name(raw: &str) -> Result<String, ValidationError> {
 
 /// Normalises free text: trimmed, NFC, no control characters except none,
 /// at most [`MAX_TEXT_LEN`]. Empty text becomes `None`.
-pub fn normalize_text(field: &'static str, raw: Option<&str>) -> Result<Option<String>, ValidationError> {
+pub fn normalize_text(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<String>, ValidationError> {
     let Some(raw) = raw else { return Ok(None) };
     let text: String = raw.trim().nfc().collect();
     if text.is_empty() {
@@ -316,7 +321,10 @@ pub fn normalize_text(field: &'static str, raw: Option<&str>) -> Result<Option<S
         ));
     }
     if text.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(Some(text))
 }
@@ -325,7 +333,8 @@ pub fn normalize_text(field: &'static str, raw: Option<&str>) -> Result<Option<S
 /// with a non-empty local part and a dotted domain, no white space.
 pub fn normalize_email(raw: &str) -> Result<String, ValidationError> {
     let email: String = raw.trim().nfc().flat_map(char::to_lowercase).collect();
-    let invalid = || ValidationError::new("email", format!("`{}` is not an email address", raw.trim()));
+    let invalid =
+        || ValidationError::new("email", format!("`{}` is not an email address", raw.trim()));
     if email.len() > MAX_EMAIL_LEN || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }
@@ -381,8 +390,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_or_refused() {
-        assert_eq!(normalize_email(" Alice@Example.COM ").unwrap(), "alice@example.com");
-        for bad in ["alice", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@.com", "a@c..com"] {
+        assert_eq!(
+            normalize_email(" Alice@Example.COM ").unwrap(),
+            "alice@example.com"
+        );
+        for bad in [
+            "alice",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@c..com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad} accepted");
         }
     }

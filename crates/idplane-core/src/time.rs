@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn expiry_is_exclusive() {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        assert!(in_force(Some(at), at - jiff::SignedDuration::from_millis(1)));
+        assert!(in_force(
+            Some(at),
+            at - jiff::SignedDuration::from_millis(1)
+        ));
         assert!(!in_force(Some(at), at));
         assert!(in_force(None, at));
     }

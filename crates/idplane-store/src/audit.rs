@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 
 use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead, Checkpoint, GENESIS_HASH, Outcome};
 use idplane_core::{TenantId, Timestamp};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder, Row};
 
-use crate::codec::{enum_col, id, millis, time, to_json};
+use crate::codec::{Sql, enum_col, id, millis, time, to_json};
 use crate::{Backend, Conn, Result, Store, StoreError, WriteTx};
 
 /// Rows per INSERT statement: 15 binds each stays far below both backends'
 /// bind-parameter limits.
-const ROWS_PER_INSERT: usize = 200;
+const ROWS_PER_INSERT: usize = 1000;
 
 macro_rules! columns {
     () => {
@@ -55,7 +55,10 @@ async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
         Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
     };
-    let row = sqlx::query(sql).bind(tenant.to_string()).fetch_one(tx.conn()).await?;
+    let row = sqlx::query(sql)
+        .bind(tenant.to_string())
+        .fetch_one(tx.conn())
+        .await?;
     Ok(ChainHead {
         seq: row.try_get("seq")?,
         hash: row.try_get("hash")?,
@@ -68,26 +71,46 @@ async fn insert_records(tx: &mut WriteTx, records: &[AuditRecord]) -> Result<()>
             .iter()
             .map(|r| to_json(&r.event.details))
             .collect::<Result<Vec<_>>>()?;
-        let mut q = QueryBuilder::<Any>::new(concat!("INSERT INTO audit_events (", columns!(), ") "));
-        q.push_values(chunk.iter().zip(details), |mut row, (r, details)| {
+        let mut q = Sql::new(concat!(
+            "INSERT INTO audit_events (",
+            columns!(),
+            ") VALUES "
+        ));
+        for (i, (r, details)) in chunk.iter().zip(details).enumerate() {
             let e = &r.event;
-            row.push_bind(e.tenant_id.to_string())
-                .push_bind(r.seq)
-                .push_bind(e.id.to_string())
-                .push_bind(millis(e.time))
-                .push_bind(e.actor.clone())
-                .push_bind(e.on_behalf_of.clone())
-                .push_bind(e.action.clone())
-                .push_bind(e.target.clone())
-                .push_bind(e.outcome.as_str())
-                .push_bind(e.source_ip.clone())
-                .push_bind(e.user_agent.clone())
-                .push_bind(e.request_id.clone())
-                .push_bind(details)
-                .push_bind(r.prev_hash.clone())
-                .push_bind(r.hash.clone());
-        });
-        q.build().execute(tx.conn()).await?;
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind(e.tenant_id.to_string())
+                .push(", ")
+                .bind(r.seq)
+                .push(", ")
+                .bind(e.id.to_string())
+                .push(", ")
+                .bind(millis(e.time))
+                .push(", ")
+                .bind(e.actor.clone())
+                .push(", ")
+                .bind(e.on_behalf_of.clone())
+                .push(", ")
+                .bind(e.action.clone())
+                .push(", ")
+                .bind(e.target.clone())
+                .push(", ")
+                .bind(e.outcome.as_str())
+                .push(", ")
+                .bind(e.source_ip.clone())
+                .push(", ")
+                .bind(e.user_agent.clone())
+                .push(", ")
+                .bind(e.request_id.clone())
+                .push(", ")
+                .bind(details)
+                .push(", ")
+                .bind(r.prev_hash.clone())
+                .push(", ")
+                .bind(r.hash.clone())
+                .push(")");
+        }
+        q.query()?.execute(tx.conn()).await?;
     }
     Ok(())
 }
@@ -110,7 +133,8 @@ fn from_row(row: &AnyRow) -> Result<AuditRecord> {
             source_ip: row.try_get("source_ip")?,
             user_agent: row.try_get("user_agent")?,
             request_id: row.try_get("request_id")?,
-            details: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
+            details: serde_json::from_str(&details)
+                .map_err(|e| StoreError::Corrupt(format!("details: {e}")))?,
         },
     })
 }
@@ -129,27 +153,36 @@ pub struct AuditFilter {
 }
 
 /// Records of `tenant` matching `filter`, in sequence order.
-pub async fn query(conn: &mut impl Conn, tenant: TenantId, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-    let mut q = QueryBuilder::<Any>::new(concat!("SELECT ", columns!(), " FROM audit_events WHERE tenant_id = "));
-    q.push_bind(tenant.to_string());
-    q.push(" AND seq > ").push_bind(filter.after_seq.unwrap_or(0));
+pub async fn query(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditRecord>> {
+    let mut q = Sql::new(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_events WHERE tenant_id = "
+    ));
+    q.bind(tenant.to_string());
+    q.push(" AND seq > ").bind(filter.after_seq.unwrap_or(0));
     if let Some(actor) = &filter.actor {
-        q.push(" AND actor = ").push_bind(actor.clone());
+        q.push(" AND actor = ").bind(actor.clone());
     }
     if let Some(target) = &filter.target {
-        q.push(" AND target = ").push_bind(target.clone());
+        q.push(" AND target = ").bind(target.clone());
     }
     if let Some(action) = &filter.action {
-        q.push(" AND action = ").push_bind(action.clone());
+        q.push(" AND action = ").bind(action.clone());
     }
     if let Some(since) = filter.since {
-        q.push(" AND time >= ").push_bind(millis(since));
+        q.push(" AND time >= ").bind(millis(since));
     }
     if let Some(until) = filter.until {
-        q.push(" AND time < ").push_bind(millis(until));
+        q.push(" AND time < ").bind(millis(until));
     }
-    q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 10_000)));
-    let rows = q.build().fetch_all(conn.conn()).await?;
+    q.push(" ORDER BY seq LIMIT ")
+        .bind(i64::from(filter.limit.clamp(1, 10_000)));
+    let rows = q.query()?.fetch_all(conn.conn()).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -191,7 +224,10 @@ pub async fn insert_checkpoint(store: &Store, c: &Checkpoint) -> Result<()> {
 }
 
 /// The newest checkpoint of `tenant`.
-pub async fn latest_checkpoint(conn: &mut impl Conn, tenant: TenantId) -> Result<Option<Checkpoint>> {
+pub async fn latest_checkpoint(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+) -> Result<Option<Checkpoint>> {
     let row = sqlx::query(
         "SELECT tenant_id, seq, hash, signed_at, key_id, signature FROM audit_checkpoints \
          WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",

@@ -23,8 +23,10 @@ pub(crate) fn time(row: &AnyRow, column: &str) -> Result<Timestamp> {
 
 pub(crate) fn opt_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
     let ms: Option<i64> = row.try_get(column)?;
-    ms.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
-        .transpose()
+    ms.map(|ms| {
+        Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T> {
@@ -84,5 +86,55 @@ impl<T> Paged<T> {
         let more = items.len() > limit;
         items.truncate(limit);
         Self { items, more }
+    }
+}
+
+/// A statement built piece by piece, with numbered `$n` placeholders.
+///
+/// sqlx's `QueryBuilder<Any>` writes `?` placeholders, which SQLite accepts
+/// but PostgreSQL rejects; every statement here uses `$n`, which both accept.
+pub(crate) struct Sql {
+    text: String,
+    args: sqlx::any::AnyArguments,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: sqlx::any::AnyArguments::default(),
+            error: None,
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(crate) fn bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        use sqlx::Arguments;
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert(e);
+        }
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// The statement, ready to run, or the first value that failed to encode.
+    pub(crate) fn query(
+        self,
+    ) -> Result<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>> {
+        match self.error {
+            Some(e) => Err(StoreError::Database(sqlx::Error::Encode(e))),
+            None => Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.text), self.args)),
+        }
     }
 }

@@ -40,16 +40,20 @@ fn from_row(row: &AnyRow) -> Result<StoredKey> {
 
 /// Stores a key.
 pub async fn insert(tx: &mut WriteTx, key: &StoredKey) -> Result<()> {
-    sqlx::query(concat!("INSERT INTO signing_keys (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"))
-        .bind(&key.id)
-        .bind(&key.purpose)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(&key.sealed_private_key)
-        .bind(millis(key.created_at))
-        .execute(tx.conn())
-        .await
-        .map_err(|e| StoreError::unique(e, "a key with this id"))?;
+    sqlx::query(concat!(
+        "INSERT INTO signing_keys (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
+    .bind(&key.id)
+    .bind(&key.purpose)
+    .bind(&key.algorithm)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private_key)
+    .bind(millis(key.created_at))
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::unique(e, "a key with this id"))?;
     Ok(())
 }
 
@@ -68,9 +72,13 @@ pub async fn current(conn: &mut impl Conn, purpose: &str) -> Result<Option<Store
 
 /// The key with `id`.
 pub async fn by_id(conn: &mut impl Conn, id: &str) -> Result<Option<StoredKey>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM signing_keys WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM signing_keys WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }

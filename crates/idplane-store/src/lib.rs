@@ -123,7 +123,9 @@ impl Store {
             Backend::Postgres => {
                 let schema = options.schema.clone().map(Arc::<str>::from);
                 if let Some(schema) = &schema
-                    && !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !schema
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
                 {
                     return Err(StoreError::UnsupportedUrl(format!("schema `{schema}`")));
                 }

@@ -2,10 +2,10 @@
 
 use idplane_core::directory::{Membership, Principal, PrincipalKind, Status, UserType};
 use idplane_core::{PrincipalId, TenantId, Timestamp};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder, Row};
 
-use crate::codec::{enum_col, id, json, millis, opt_id, opt_millis, opt_time, time, to_json};
+use crate::codec::{Sql, enum_col, id, json, millis, opt_id, opt_millis, opt_time, time, to_json};
 use crate::{Conn, Page, Paged, Result, StoreError, WriteTx};
 
 macro_rules! columns {
@@ -27,7 +27,9 @@ fn from_row(row: &AnyRow) -> Result<Principal> {
         external_id: row.try_get("external_id")?,
         status: enum_col(row, "status", Status::parse)?,
         user_type: user_type
-            .map(|t| UserType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("user_type `{t}`"))))
+            .map(|t| {
+                UserType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("user_type `{t}`")))
+            })
             .transpose()?,
         end_date: opt_time(row, "end_date")?,
         sponsor_id: opt_id(row, "sponsor_id")?,
@@ -87,7 +89,12 @@ pub async fn insert(tx: &mut WriteTx, p: &Principal, name_key: &str) -> Result<(
 
 /// Replaces a principal's fields if its stored version is still `expected`.
 /// Returns whether a row was updated.
-pub async fn update(tx: &mut WriteTx, p: &Principal, name_key: &str, expected: i64) -> Result<bool> {
+pub async fn update(
+    tx: &mut WriteTx,
+    p: &Principal,
+    name_key: &str,
+    expected: i64,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE principals SET name = $1, name_key = $2, display_name = $3, email = $4, external_id = $5, \
          status = $6, user_type = $7, end_date = $8, sponsor_id = $9, owner_id = $10, purpose = $11, \
@@ -130,15 +137,20 @@ pub async fn delete(tx: &mut WriteTx, tenant: TenantId, id: PrincipalId) -> Resu
 
 /// How many principals name `id` as their sponsor or owner.
 pub async fn dependants(conn: &mut impl Conn, id: PrincipalId) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE sponsor_id = $1 OR owner_id = $1")
-        .bind(id.to_string())
-        .fetch_one(conn.conn())
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE sponsor_id = $1 OR owner_id = $1")
+            .bind(id.to_string())
+            .fetch_one(conn.conn())
+            .await?;
     Ok(row.try_get("n")?)
 }
 
 /// The principal with `id` in `tenant`.
-pub async fn by_id(conn: &mut impl Conn, tenant: TenantId, id: PrincipalId) -> Result<Option<Principal>> {
+pub async fn by_id(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    id: PrincipalId,
+) -> Result<Option<Principal>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -194,42 +206,47 @@ pub async fn list(
     filter: &PrincipalFilter,
     page: &Page,
 ) -> Result<Paged<Principal>> {
-    let mut q = QueryBuilder::<Any>::new(concat!("SELECT ", columns!(), " FROM principals WHERE tenant_id = "));
-    q.push_bind(tenant.to_string());
+    let mut q = Sql::new(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM principals WHERE tenant_id = "
+    ));
+    q.bind(tenant.to_string());
     if let Some(after) = &page.after {
-        q.push(" AND id > ").push_bind(after.clone());
+        q.push(" AND id > ").bind(after.clone());
     }
     if let Some(kind) = filter.kind {
-        q.push(" AND kind = ").push_bind(kind.as_str());
+        q.push(" AND kind = ").bind(kind.as_str());
     }
     if let Some(key) = &filter.name_key {
-        q.push(" AND name_key = ").push_bind(key.clone());
+        q.push(" AND name_key = ").bind(key.clone());
     }
     if let Some(prefix) = &filter.name_prefix {
         // Range instead of LIKE: no wildcard characters to escape.
-        q.push(" AND name_key >= ").push_bind(prefix.clone());
-        q.push(" AND name_key < ").push_bind(format!("{prefix}\u{10FFFF}"));
+        q.push(" AND name_key >= ").bind(prefix.clone());
+        q.push(" AND name_key < ")
+            .bind(format!("{prefix}\u{10FFFF}"));
     }
     if let Some(email) = &filter.email {
-        q.push(" AND email = ").push_bind(email.clone());
+        q.push(" AND email = ").bind(email.clone());
     }
     if let Some(external_id) = &filter.external_id {
-        q.push(" AND external_id = ").push_bind(external_id.clone());
+        q.push(" AND external_id = ").bind(external_id.clone());
     }
     if let Some(status) = filter.status {
-        q.push(" AND status = ").push_bind(status.as_str());
+        q.push(" AND status = ").bind(status.as_str());
     }
     if let Some(user_type) = filter.user_type {
-        q.push(" AND user_type = ").push_bind(user_type.as_str());
+        q.push(" AND user_type = ").bind(user_type.as_str());
     }
     if let Some(owner) = filter.owner_id {
-        q.push(" AND owner_id = ").push_bind(owner.to_string());
+        q.push(" AND owner_id = ").bind(owner.to_string());
     }
     if let Some(sponsor) = filter.sponsor_id {
-        q.push(" AND sponsor_id = ").push_bind(sponsor.to_string());
+        q.push(" AND sponsor_id = ").bind(sponsor.to_string());
     }
-    q.push(" ORDER BY id LIMIT ").push_bind(page.fetch());
-    let rows = q.build().fetch_all(conn.conn()).await?;
+    q.push(" ORDER BY id LIMIT ").bind(page.fetch());
+    let rows = q.query()?.fetch_all(conn.conn()).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_rows(items, page))
 }
@@ -252,7 +269,11 @@ pub async fn upsert_membership(tx: &mut WriteTx, tenant: TenantId, m: &Membershi
 }
 
 /// Removes `member` from `group`. Returns whether it was a member.
-pub async fn delete_membership(tx: &mut WriteTx, group: PrincipalId, member: PrincipalId) -> Result<bool> {
+pub async fn delete_membership(
+    tx: &mut WriteTx,
+    group: PrincipalId,
+    member: PrincipalId,
+) -> Result<bool> {
     let done = sqlx::query("DELETE FROM memberships WHERE group_id = $1 AND member_id = $2")
         .bind(group.to_string())
         .bind(member.to_string())

@@ -100,16 +100,24 @@ pub async fn delete(tx: &mut WriteTx, tenant: TenantId, id: RoleId) -> Result<bo
 
 /// The role with `id`.
 pub async fn by_id(conn: &mut impl Conn, tenant: TenantId, id: RoleId) -> Result<Option<Role>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM roles WHERE id = $1 AND tenant_id = $2"))
-        .bind(id.to_string())
-        .bind(tenant.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM roles WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id.to_string())
+    .bind(tenant.to_string())
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// The role whose name has the key `name_key`.
-pub async fn by_name(conn: &mut impl Conn, tenant: TenantId, name_key: &str) -> Result<Option<Role>> {
+pub async fn by_name(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    name_key: &str,
+) -> Result<Option<Role>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),
@@ -168,7 +176,11 @@ pub async fn upsert_assignment(tx: &mut WriteTx, a: &RoleAssignment) -> Result<R
 }
 
 /// Revokes an assignment. Returns whether it existed.
-pub async fn delete_assignment(tx: &mut WriteTx, tenant: TenantId, id: AssignmentId) -> Result<bool> {
+pub async fn delete_assignment(
+    tx: &mut WriteTx,
+    tenant: TenantId,
+    id: AssignmentId,
+) -> Result<bool> {
     let done = sqlx::query("DELETE FROM role_assignments WHERE id = $1 AND tenant_id = $2")
         .bind(id.to_string())
         .bind(tenant.to_string())
@@ -178,7 +190,11 @@ pub async fn delete_assignment(tx: &mut WriteTx, tenant: TenantId, id: Assignmen
 }
 
 /// The assignment with `id`.
-pub async fn assignment(conn: &mut impl Conn, tenant: TenantId, id: AssignmentId) -> Result<Option<RoleAssignment>> {
+pub async fn assignment(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    id: AssignmentId,
+) -> Result<Option<RoleAssignment>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         assignment_columns!(),
@@ -214,16 +230,27 @@ pub async fn assignments(
     .bind(tenant.to_string())
     .bind(page.after.clone().unwrap_or_default())
     .bind(filter.role_id.map(|id| id.to_string()).unwrap_or_default())
-    .bind(filter.principal_id.map(|id| id.to_string()).unwrap_or_default())
+    .bind(
+        filter
+            .principal_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    )
     .bind(page.fetch())
     .fetch_all(conn.conn())
     .await?;
-    let items = rows.iter().map(assignment_from_row).collect::<Result<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .map(assignment_from_row)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_rows(items, page))
 }
 
 /// The assignments held directly by `principal`, expired included.
-pub async fn assignments_of(conn: &mut impl Conn, principal: PrincipalId) -> Result<Vec<RoleAssignment>> {
+pub async fn assignments_of(
+    conn: &mut impl Conn,
+    principal: PrincipalId,
+) -> Result<Vec<RoleAssignment>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         assignment_columns!(),

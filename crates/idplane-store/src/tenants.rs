@@ -70,25 +70,37 @@ pub async fn delete(tx: &mut WriteTx, id: TenantId) -> Result<bool> {
 
 /// The tenant called `name`.
 pub async fn by_name(conn: &mut impl Conn, name: &str) -> Result<Option<Tenant>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tenants WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// The tenant with `id`.
 pub async fn by_id(conn: &mut impl Conn, id: TenantId) -> Result<Option<Tenant>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Tenants in name order, after the name `page.after`.
 pub async fn list(conn: &mut impl Conn, page: &Page) -> Result<Paged<Tenant>> {
-    let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM tenants WHERE name > $1 ORDER BY name LIMIT $2"))
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants WHERE name > $1 ORDER BY name LIMIT $2"
+    ))
     .bind(page.after.clone().unwrap_or_default())
     .bind(page.fetch())
     .fetch_all(conn.conn())

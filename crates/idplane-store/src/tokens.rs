@@ -69,19 +69,27 @@ pub async fn insert(tx: &mut WriteTx, token: &StoredToken, secret_hash: &str) ->
 /// The token whose secret hashes to `secret_hash`. The lookup is by a hash
 /// of the secret, so timing reveals nothing about the secret itself.
 pub async fn by_hash(conn: &mut impl Conn, secret_hash: &str) -> Result<Option<StoredToken>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM admin_tokens WHERE token_hash = $1"))
-        .bind(secret_hash)
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM admin_tokens WHERE token_hash = $1"
+    ))
+    .bind(secret_hash)
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// The token with `id`.
 pub async fn by_id(conn: &mut impl Conn, id: TokenId) -> Result<Option<StoredToken>> {
-    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM admin_tokens WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM admin_tokens WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(conn.conn())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -103,11 +111,12 @@ pub async fn list(conn: &mut impl Conn, page: &Page) -> Result<Paged<StoredToken
 /// Marks a token revoked at `at`, unless it already was. Returns whether it
 /// changed.
 pub async fn revoke(tx: &mut WriteTx, id: TokenId, at: Timestamp) -> Result<bool> {
-    let done = sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(millis(at))
-        .bind(id.to_string())
-        .execute(tx.conn())
-        .await?;
+    let done =
+        sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(millis(at))
+            .bind(id.to_string())
+            .execute(tx.conn())
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -57,14 +57,18 @@ impl App {
             return Ok(access);
         }
         access.groups = principals::transitive_groups(&mut conn, id, Some(ctx.now)).await?;
-        let holders = std::iter::once(id).chain(access.groups.iter().copied()).collect::<Vec<_>>();
+        let holders = std::iter::once(id)
+            .chain(access.groups.iter().copied())
+            .collect::<Vec<_>>();
         for holder in holders {
             for assignment in roles::assignments_of(&mut conn, holder).await? {
                 if !in_force(assignment.expires_at, ctx.now) {
                     continue;
                 }
                 if let Some(role) = roles::by_id(&mut conn, ctx.tenant, assignment.role_id).await? {
-                    access.entitlements.extend(role.entitlements.iter().cloned());
+                    access
+                        .entitlements
+                        .extend(role.entitlements.iter().cloned());
                     access.roles.push(HeldRole {
                         role_id: role.id,
                         role_name: role.name,

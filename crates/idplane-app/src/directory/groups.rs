@@ -2,7 +2,10 @@
 //! membership may expire like a role assignment.
 
 use idplane_core::audit::AuditEvent;
-use idplane_core::directory::{Membership, Principal, PrincipalKind, Status, normalize_external_id, normalize_name, normalize_text};
+use idplane_core::directory::{
+    Membership, Principal, PrincipalKind, Status, normalize_external_id, normalize_name,
+    normalize_text,
+};
 use idplane_core::{Ctx, PrincipalId};
 use idplane_store::principals;
 use serde::Deserialize;
@@ -85,15 +88,29 @@ impl App {
     }
 
     /// Changes a group.
-    pub async fn update_group(&self, ctx: &Ctx, id: PrincipalId, cmd: UpdateGroup, if_match: Option<i64>) -> Result<Principal> {
+    pub async fn update_group(
+        &self,
+        ctx: &Ctx,
+        id: PrincipalId,
+        cmd: UpdateGroup,
+        if_match: Option<i64>,
+    ) -> Result<Principal> {
         let mut tx = self.store().write().await?;
         let current = load(&mut tx, ctx, PrincipalKind::Group, id).await?;
         check_version(if_match, current.version)?;
         let next = Principal {
-            name: cmd.name.map(|n| normalize_name("name", &n)).transpose()?.unwrap_or(current.name.clone()),
+            name: cmd
+                .name
+                .map(|n| normalize_name("name", &n))
+                .transpose()?
+                .unwrap_or(current.name.clone()),
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
-            attributes: cmd.attributes.map(check_attributes).transpose()?.unwrap_or(current.attributes.clone()),
+            attributes: cmd
+                .attributes
+                .map(check_attributes)
+                .transpose()?
+                .unwrap_or(current.attributes.clone()),
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await
@@ -101,7 +118,12 @@ impl App {
 
     /// Adds a member (or changes its expiry). Refuses a membership that
     /// would make a group a member of itself, directly or through nesting.
-    pub async fn add_member(&self, ctx: &Ctx, group: PrincipalId, cmd: AddMember) -> Result<Member> {
+    pub async fn add_member(
+        &self,
+        ctx: &Ctx,
+        group: PrincipalId,
+        cmd: AddMember,
+    ) -> Result<Member> {
         let expires_at = cmd.expiry.resolve(ctx.now)?;
         let mut tx = self.store().write().await?;
         let group = load(&mut tx, ctx, PrincipalKind::Group, group).await?;
@@ -123,10 +145,11 @@ impl App {
             created_at: ctx.now,
         };
         principals::upsert_membership(&mut tx, ctx.tenant, &membership).await?;
-        let event = AuditEvent::new(ctx, "group.member.add", Some(target(&group))).with_details(json!({
-            "member": target(&member),
-            "expires_at": expires_at,
-        }));
+        let event =
+            AuditEvent::new(ctx, "group.member.add", Some(target(&group))).with_details(json!({
+                "member": target(&member),
+                "expires_at": expires_at,
+            }));
         tx.commit(event).await?;
         Ok(Member {
             membership,
@@ -140,7 +163,10 @@ impl App {
         let group = load(&mut tx, ctx, PrincipalKind::Group, group).await?;
         let member = resolve_principal(&mut tx, ctx, member, PrincipalKind::User).await?;
         if !principals::delete_membership(&mut tx, group.id, member.id).await? {
-            return Err(AppError::NotFound(format!("membership of `{}` in `{}`", member.name, group.name)));
+            return Err(AppError::NotFound(format!(
+                "membership of `{}` in `{}`",
+                member.name, group.name
+            )));
         }
         let event = AuditEvent::new(ctx, "group.member.remove", Some(target(&group)))
             .with_details(json!({"member": target(&member)}));
@@ -155,8 +181,13 @@ impl App {
         load(&mut conn, ctx, PrincipalKind::Group, group).await?;
         let mut members = Vec::new();
         for membership in principals::members(&mut conn, group).await? {
-            if let Some(principal) = principals::by_id(&mut conn, ctx.tenant, membership.member_id).await? {
-                members.push(Member { membership, principal });
+            if let Some(principal) =
+                principals::by_id(&mut conn, ctx.tenant, membership.member_id).await?
+            {
+                members.push(Member {
+                    membership,
+                    principal,
+                });
             }
         }
         Ok(members)

@@ -36,7 +36,10 @@ impl Expiry {
     pub fn resolve(&self, now: Timestamp) -> Result<Option<Timestamp>, ValidationError> {
         let at = match (self.expires_at, self.expires_in.as_deref()) {
             (Some(_), Some(_)) => {
-                return Err(ValidationError::new("expires_in", "give expires_at or expires_in, not both"));
+                return Err(ValidationError::new(
+                    "expires_in",
+                    "give expires_at or expires_in, not both",
+                ));
             }
             (Some(at), None) => at,
             (None, Some(span)) => now
@@ -53,18 +56,30 @@ impl Expiry {
 
 /// Parses a positive span: `4h`, `90m`, `7d`, `1 day`, or ISO 8601 `PT4H`.
 pub fn parse_span(text: &str) -> Result<jiff::SignedDuration, ValidationError> {
-    let invalid = || ValidationError::new("expires_in", format!("`{text}` is not a duration such as 4h, 30m or 7d"));
+    let invalid = || {
+        ValidationError::new(
+            "expires_in",
+            format!("`{text}` is not a duration such as 4h, 30m or 7d"),
+        )
+    };
     let text = text.trim();
     // Days are calendar-free here: a day is 24 hours.
     let span = match text.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
         Some(days) => jiff::SignedDuration::from_hours(days.checked_mul(24).ok_or_else(invalid)?),
         None => jiff::SignedDuration::from_str(text).map_err(|_| invalid())?,
     };
-    if span.is_positive() { Ok(span) } else { Err(invalid()) }
+    if span.is_positive() {
+        Ok(span)
+    } else {
+        Err(invalid())
+    }
 }
 
 /// Normalises optional free text (see [`normalize_text`]).
-pub(crate) fn normalize_optional(field: &'static str, raw: Option<&str>) -> Result<Option<String>, ValidationError> {
+pub(crate) fn normalize_optional(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<String>, ValidationError> {
     idplane_core::directory::normalize_text(field, raw)
 }
 
@@ -124,6 +139,9 @@ mod tests {
             expires_at: None,
             expires_in: Some("4h".into()),
         };
-        assert_eq!(span.resolve(now).unwrap().unwrap().as_second() - now.as_second(), 4 * 3600);
+        assert_eq!(
+            span.resolve(now).unwrap().unwrap().as_second() - now.as_second(),
+            4 * 3600
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{
-    Principal, PrincipalKind, Status, UserType, name_key, normalize_email, normalize_external_id, normalize_name,
-    normalize_text,
+    Principal, PrincipalKind, Status, UserType, name_key, normalize_email, normalize_external_id,
+    normalize_name, normalize_text,
 };
 use idplane_core::{Ctx, PrincipalId, Timestamp, ValidationError};
 use idplane_store::principals::{self, PrincipalFilter};
@@ -111,7 +111,11 @@ impl App {
     pub async fn create_user(&self, ctx: &Ctx, cmd: CreateUser) -> Result<Principal> {
         let mut tx = self.store().write().await?;
         let sponsor = match cmd.sponsor.as_deref() {
-            Some(s) => Some(resolve_principal(&mut tx, ctx, s, PrincipalKind::User).await?.id),
+            Some(s) => Some(
+                resolve_principal(&mut tx, ctx, s, PrincipalKind::User)
+                    .await?
+                    .id,
+            ),
             None => None,
         };
         let p = Principal {
@@ -138,9 +142,16 @@ impl App {
     }
 
     /// Creates a service account or agent (`kind`).
-    pub async fn create_non_human(&self, ctx: &Ctx, kind: PrincipalKind, cmd: CreateNonHuman) -> Result<Principal> {
+    pub async fn create_non_human(
+        &self,
+        ctx: &Ctx,
+        kind: PrincipalKind,
+        cmd: CreateNonHuman,
+    ) -> Result<Principal> {
         let mut tx = self.store().write().await?;
-        let owner = resolve_principal(&mut tx, ctx, &cmd.owner, PrincipalKind::User).await?.id;
+        let owner = resolve_principal(&mut tx, ctx, &cmd.owner, PrincipalKind::User)
+            .await?
+            .id;
         let p = Principal {
             id: PrincipalId::generate(),
             tenant_id: ctx.tenant,
@@ -164,7 +175,12 @@ impl App {
         self.insert_principal(ctx, tx, p).await
     }
 
-    pub(crate) async fn insert_principal(&self, ctx: &Ctx, mut tx: WriteTx, p: Principal) -> Result<Principal> {
+    pub(crate) async fn insert_principal(
+        &self,
+        ctx: &Ctx,
+        mut tx: WriteTx,
+        p: Principal,
+    ) -> Result<Principal> {
         p.check()?;
         check_accountable(&mut tx, ctx, &p).await?;
         principals::insert(&mut tx, &p, &name_key(&p.name)).await?;
@@ -175,7 +191,12 @@ impl App {
     }
 
     /// The principal with `id`, of `kind`.
-    pub async fn principal(&self, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId) -> Result<Principal> {
+    pub async fn principal(
+        &self,
+        ctx: &Ctx,
+        kind: PrincipalKind,
+        id: PrincipalId,
+    ) -> Result<Principal> {
         let mut conn = self.store().read().await?;
         principals::by_id(&mut conn, ctx.tenant, id)
             .await?
@@ -184,31 +205,57 @@ impl App {
     }
 
     /// Principals matching `filter`, in creation order.
-    pub async fn principals(&self, ctx: &Ctx, filter: &PrincipalFilter, page: &Page) -> Result<Paged<Principal>> {
+    pub async fn principals(
+        &self,
+        ctx: &Ctx,
+        filter: &PrincipalFilter,
+        page: &Page,
+    ) -> Result<Paged<Principal>> {
         let mut conn = self.store().read().await?;
         Ok(principals::list(&mut conn, ctx.tenant, filter, page).await?)
     }
 
     /// Changes a user.
-    pub async fn update_user(&self, ctx: &Ctx, id: PrincipalId, cmd: UpdateUser, if_match: Option<i64>) -> Result<Principal> {
+    pub async fn update_user(
+        &self,
+        ctx: &Ctx,
+        id: PrincipalId,
+        cmd: UpdateUser,
+        if_match: Option<i64>,
+    ) -> Result<Principal> {
         let mut tx = self.store().write().await?;
         let current = load(&mut tx, ctx, PrincipalKind::User, id).await?;
         check_version(if_match, current.version)?;
         let sponsor = match cmd.sponsor {
-            Field::Set(s) => Some(resolve_principal(&mut tx, ctx, &s, PrincipalKind::User).await?.id),
+            Field::Set(s) => Some(
+                resolve_principal(&mut tx, ctx, &s, PrincipalKind::User)
+                    .await?
+                    .id,
+            ),
             Field::Clear => None,
             Field::Keep => current.sponsor_id,
         };
         let next = Principal {
-            name: cmd.username.map(|u| normalize_name("username", &u)).transpose()?.unwrap_or(current.name.clone()),
+            name: cmd
+                .username
+                .map(|u| normalize_name("username", &u))
+                .transpose()?
+                .unwrap_or(current.name.clone()),
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
-            email: cmd.email.try_map(|e| normalize_email(&e))?.apply(current.email.clone()),
+            email: cmd
+                .email
+                .try_map(|e| normalize_email(&e))?
+                .apply(current.email.clone()),
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
             user_type: cmd.user_type.or(current.user_type),
             end_date: cmd.end_date.apply(current.end_date),
             sponsor_id: sponsor,
             status: cmd.status.unwrap_or(current.status),
-            attributes: cmd.attributes.map(check_attributes).transpose()?.unwrap_or(current.attributes.clone()),
+            attributes: cmd
+                .attributes
+                .map(check_attributes)
+                .transpose()?
+                .unwrap_or(current.attributes.clone()),
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await
@@ -227,11 +274,19 @@ impl App {
         let current = load(&mut tx, ctx, kind, id).await?;
         check_version(if_match, current.version)?;
         let owner = match cmd.owner {
-            Some(o) => Some(resolve_principal(&mut tx, ctx, &o, PrincipalKind::User).await?.id),
+            Some(o) => Some(
+                resolve_principal(&mut tx, ctx, &o, PrincipalKind::User)
+                    .await?
+                    .id,
+            ),
             None => current.owner_id,
         };
         let next = Principal {
-            name: cmd.name.map(|n| normalize_name("name", &n)).transpose()?.unwrap_or(current.name.clone()),
+            name: cmd
+                .name
+                .map(|n| normalize_name("name", &n))
+                .transpose()?
+                .unwrap_or(current.name.clone()),
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             owner_id: owner,
             purpose: match cmd.purpose {
@@ -241,7 +296,11 @@ impl App {
             expires_at: cmd.expires_at.apply(current.expires_at),
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
             status: cmd.status.unwrap_or(current.status),
-            attributes: cmd.attributes.map(check_attributes).transpose()?.unwrap_or(current.attributes.clone()),
+            attributes: cmd
+                .attributes
+                .map(check_attributes)
+                .transpose()?
+                .unwrap_or(current.attributes.clone()),
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await
@@ -259,7 +318,9 @@ impl App {
         next.check()?;
         check_accountable(&mut tx, ctx, &next).await?;
         if !principals::update(&mut tx, &next, &name_key(&next.name), current.version).await? {
-            return Err(AppError::VersionMismatch { current: current.version });
+            return Err(AppError::VersionMismatch {
+                current: current.version,
+            });
         }
         let event = AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
             .with_details(json!({"changed": changed_fields(&current, &next)}));
@@ -269,7 +330,13 @@ impl App {
 
     /// Deletes a principal with its memberships and role assignments.
     /// Refused while it is the sponsor or owner of another principal.
-    pub async fn delete_principal(&self, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId, if_match: Option<i64>) -> Result<()> {
+    pub async fn delete_principal(
+        &self,
+        ctx: &Ctx,
+        kind: PrincipalKind,
+        id: PrincipalId,
+        if_match: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.store().write().await?;
         let current = load(&mut tx, ctx, kind, id).await?;
         check_version(if_match, current.version)?;
@@ -290,7 +357,12 @@ impl App {
 }
 
 /// Loads a principal of `kind` inside a transaction.
-pub(crate) async fn load(conn: &mut impl Conn, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId) -> Result<Principal> {
+pub(crate) async fn load(
+    conn: &mut impl Conn,
+    ctx: &Ctx,
+    kind: PrincipalKind,
+    id: PrincipalId,
+) -> Result<Principal> {
     principals::by_id(conn, ctx.tenant, id)
         .await?
         .filter(|p| p.kind == kind)
@@ -303,10 +375,15 @@ async fn check_accountable(conn: &mut impl Conn, ctx: &Ctx, p: &Principal) -> Re
         let Some(id) = id else { continue };
         let human = principals::by_id(conn, ctx.tenant, id).await?;
         match human {
-            Some(h) if h.kind == PrincipalKind::User && h.is_active_at(ctx.now) && h.id != p.id => {}
+            Some(h) if h.kind == PrincipalKind::User && h.is_active_at(ctx.now) && h.id != p.id => {
+            }
             _ => {
                 return Err(ValidationError::new(
-                    if field == "sponsor" { "sponsor" } else { "owner" },
+                    if field == "sponsor" {
+                        "sponsor"
+                    } else {
+                        "owner"
+                    },
                     format!("the {field} must be another active user of this tenant"),
                 )
                 .into());
@@ -316,14 +393,21 @@ async fn check_accountable(conn: &mut impl Conn, ctx: &Ctx, p: &Principal) -> Re
     Ok(())
 }
 
-pub(crate) fn merge_text(field: &'static str, update: Field<String>, current: &Option<String>) -> Result<Option<String>> {
+pub(crate) fn merge_text(
+    field: &'static str,
+    update: Field<String>,
+    current: &Option<String>,
+) -> Result<Option<String>> {
     Ok(update
         .try_map(|t| normalize_text(field, Some(&t)))?
         .apply(Some(current.clone()))
         .flatten())
 }
 
-pub(crate) fn merge_external_id(update: Field<String>, current: &Option<String>) -> Result<Option<String>> {
+pub(crate) fn merge_external_id(
+    update: Field<String>,
+    current: &Option<String>,
+) -> Result<Option<String>> {
     Ok(update
         .try_map(|t| normalize_external_id(Some(&t)))?
         .apply(Some(current.clone()))
@@ -331,8 +415,12 @@ pub(crate) fn merge_external_id(update: Field<String>, current: &Option<String>)
 }
 
 /// Attributes are free-form JSON, bounded in size.
-pub(crate) fn check_attributes(attributes: Map<String, Value>) -> Result<Map<String, Value>, ValidationError> {
-    let size = serde_json::to_string(&attributes).map(|s| s.len()).unwrap_or(usize::MAX);
+pub(crate) fn check_attributes(
+    attributes: Map<String, Value>,
+) -> Result<Map<String, Value>, ValidationError> {
+    let size = serde_json::to_string(&attributes)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_ATTRIBUTES_BYTES {
         return Err(ValidationError::new(
             "attributes",

@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use idplane_core::audit::AuditEvent;
-use idplane_core::directory::{Entitlement, Role, RoleAssignment, name_key, normalize_name, normalize_text};
+use idplane_core::directory::{
+    Entitlement, Role, RoleAssignment, name_key, normalize_name, normalize_text,
+};
 use idplane_core::{AssignmentId, Ctx, RoleId, ValidationError};
 use idplane_store::roles::{self, AssignmentFilter};
 use idplane_store::{Conn, Page, Paged};
@@ -85,12 +87,22 @@ impl App {
     }
 
     /// Changes a role.
-    pub async fn update_role(&self, ctx: &Ctx, reference: &str, cmd: UpdateRole, if_match: Option<i64>) -> Result<Role> {
+    pub async fn update_role(
+        &self,
+        ctx: &Ctx,
+        reference: &str,
+        cmd: UpdateRole,
+        if_match: Option<i64>,
+    ) -> Result<Role> {
         let mut tx = self.store().write().await?;
         let current = resolve_role(&mut tx, ctx, reference).await?;
         check_version(if_match, current.version)?;
         let next = Role {
-            name: cmd.name.map(|n| normalize_name("name", &n)).transpose()?.unwrap_or(current.name.clone()),
+            name: cmd
+                .name
+                .map(|n| normalize_name("name", &n))
+                .transpose()?
+                .unwrap_or(current.name.clone()),
             description: cmd
                 .description
                 .try_map(|d| normalize_text("description", Some(&d)))?
@@ -106,7 +118,9 @@ impl App {
             ..current.clone()
         };
         if !roles::update(&mut tx, &next, &name_key(&next.name), current.version).await? {
-            return Err(AppError::VersionMismatch { current: current.version });
+            return Err(AppError::VersionMismatch {
+                current: current.version,
+            });
         }
         let event = AuditEvent::new(ctx, "role.update", Some(target(&next)))
             .with_details(json!({"name": next.name, "entitlements": next.entitlements}));
@@ -115,7 +129,12 @@ impl App {
     }
 
     /// Deletes a role; refused while it is assigned.
-    pub async fn delete_role(&self, ctx: &Ctx, reference: &str, if_match: Option<i64>) -> Result<()> {
+    pub async fn delete_role(
+        &self,
+        ctx: &Ctx,
+        reference: &str,
+        if_match: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.store().write().await?;
         let role = resolve_role(&mut tx, ctx, reference).await?;
         check_version(if_match, role.version)?;
@@ -127,8 +146,11 @@ impl App {
             )));
         }
         roles::delete(&mut tx, ctx.tenant, role.id).await?;
-        tx.commit(AuditEvent::new(ctx, "role.delete", Some(target(&role))).with_details(json!({"name": role.name})))
-            .await?;
+        tx.commit(
+            AuditEvent::new(ctx, "role.delete", Some(target(&role)))
+                .with_details(json!({"name": role.name})),
+        )
+        .await?;
         Ok(())
     }
 
@@ -137,7 +159,13 @@ impl App {
         let expires_at = cmd.expiry.resolve(ctx.now)?;
         let mut tx = self.store().write().await?;
         let role = resolve_role(&mut tx, ctx, &cmd.role).await?;
-        let principal = resolve_principal(&mut tx, ctx, &cmd.principal, idplane_core::directory::PrincipalKind::User).await?;
+        let principal = resolve_principal(
+            &mut tx,
+            ctx,
+            &cmd.principal,
+            idplane_core::directory::PrincipalKind::User,
+        )
+        .await?;
         let assignment = roles::upsert_assignment(
             &mut tx,
             &RoleAssignment {
@@ -150,11 +178,12 @@ impl App {
             },
         )
         .await?;
-        let event = AuditEvent::new(ctx, "role.assign", Some(principal_target(&principal))).with_details(json!({
-            "role": target(&role),
-            "assignment": assignment.id,
-            "expires_at": expires_at,
-        }));
+        let event = AuditEvent::new(ctx, "role.assign", Some(principal_target(&principal)))
+            .with_details(json!({
+                "role": target(&role),
+                "assignment": assignment.id,
+                "expires_at": expires_at,
+            }));
         tx.commit(event).await?;
         Ok(assignment)
     }
@@ -166,8 +195,12 @@ impl App {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("role assignment `{id}`")))?;
         roles::delete_assignment(&mut tx, ctx.tenant, id).await?;
-        let event = AuditEvent::new(ctx, "role.unassign", Some(format!("principal:{}", assignment.principal_id)))
-            .with_details(json!({"role": format!("role:{}", assignment.role_id), "assignment": id}));
+        let event = AuditEvent::new(
+            ctx,
+            "role.unassign",
+            Some(format!("principal:{}", assignment.principal_id)),
+        )
+        .with_details(json!({"role": format!("role:{}", assignment.role_id), "assignment": id}));
         tx.commit(event).await?;
         Ok(())
     }
@@ -196,7 +229,16 @@ impl App {
                 None => None,
             },
             principal_id: match principal {
-                Some(p) => Some(resolve_principal(&mut conn, ctx, p, idplane_core::directory::PrincipalKind::User).await?.id),
+                Some(p) => Some(
+                    resolve_principal(
+                        &mut conn,
+                        ctx,
+                        p,
+                        idplane_core::directory::PrincipalKind::User,
+                    )
+                    .await?
+                    .id,
+                ),
                 None => None,
             },
         };

@@ -43,8 +43,15 @@ impl App {
         let mut tx = self.store().write().await?;
         tenants::insert(&mut tx, &tenant).await?;
         // The new tenant's chain starts with its own creation.
-        let event = AuditEvent::new(&Ctx { tenant: tenant.id, ..ctx.clone() }, "tenant.create", Some(target(&tenant)))
-            .with_details(json!({"name": tenant.name}));
+        let event = AuditEvent::new(
+            &Ctx {
+                tenant: tenant.id,
+                ..ctx.clone()
+            },
+            "tenant.create",
+            Some(target(&tenant)),
+        )
+        .with_details(json!({"name": tenant.name}));
         tx.commit(event).await?;
         Ok(tenant)
     }
@@ -69,7 +76,13 @@ impl App {
     }
 
     /// Changes a tenant's display name.
-    pub async fn update_tenant(&self, ctx: &Ctx, name: &str, cmd: UpdateTenant, if_match: Option<i64>) -> Result<Tenant> {
+    pub async fn update_tenant(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        cmd: UpdateTenant,
+        if_match: Option<i64>,
+    ) -> Result<Tenant> {
         let mut tx = self.store().write().await?;
         let current = tenants::by_name(&mut tx, name)
             .await?
@@ -87,9 +100,18 @@ impl App {
             ..current.clone()
         };
         if !tenants::update(&mut tx, &tenant, current.version).await? {
-            return Err(AppError::VersionMismatch { current: current.version });
+            return Err(AppError::VersionMismatch {
+                current: current.version,
+            });
         }
-        let event = AuditEvent::new(&Ctx { tenant: tenant.id, ..ctx.clone() }, "tenant.update", Some(target(&tenant)));
+        let event = AuditEvent::new(
+            &Ctx {
+                tenant: tenant.id,
+                ..ctx.clone()
+            },
+            "tenant.update",
+            Some(target(&tenant)),
+        );
         tx.commit(event).await?;
         Ok(tenant)
     }
@@ -98,7 +120,9 @@ impl App {
     /// The default tenant cannot be deleted.
     pub async fn delete_tenant(&self, ctx: &Ctx, name: &str, if_match: Option<i64>) -> Result<()> {
         if name == DEFAULT_TENANT {
-            return Err(AppError::Conflict("the default tenant cannot be deleted".into()));
+            return Err(AppError::Conflict(
+                "the default tenant cannot be deleted".into(),
+            ));
         }
         let mut tx = self.store().write().await?;
         let current = tenants::by_name(&mut tx, name)
@@ -106,8 +130,15 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("tenant `{name}`")))?;
         check_version(if_match, current.version)?;
         tenants::delete(&mut tx, current.id).await?;
-        let event = AuditEvent::new(&Ctx { tenant: current.id, ..ctx.clone() }, "tenant.delete", Some(target(&current)))
-            .with_details(json!({"name": current.name}));
+        let event = AuditEvent::new(
+            &Ctx {
+                tenant: current.id,
+                ..ctx.clone()
+            },
+            "tenant.delete",
+            Some(target(&current)),
+        )
+        .with_details(json!({"name": current.name}));
         tx.commit(event).await?;
         Ok(())
     }
