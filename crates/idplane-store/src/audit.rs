@@ -71,11 +71,10 @@ async fn insert_records(tx: &mut WriteTx, records: &[AuditRecord]) -> Result<()>
             .iter()
             .map(|r| to_json(&r.event.details))
             .collect::<Result<Vec<_>>>()?;
-        let mut q = Sql::new(concat!(
-            "INSERT INTO audit_events (",
-            columns!(),
-            ") VALUES "
-        ));
+        let mut q = Sql::new(
+            tx.backend(),
+            concat!("INSERT INTO audit_events (", columns!(), ") VALUES "),
+        );
         for (i, (r, details)) in chunk.iter().zip(details).enumerate() {
             let e = &r.event;
             q.push(if i == 0 { "(" } else { ", (" });
@@ -158,11 +157,14 @@ pub async fn query(
     tenant: TenantId,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditRecord>> {
-    let mut q = Sql::new(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM audit_events WHERE tenant_id = "
-    ));
+    let mut q = Sql::new(
+        conn.backend(),
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM audit_events WHERE tenant_id = "
+        ),
+    );
     q.bind(tenant.to_string());
     q.push(" AND seq > ").bind(filter.after_seq.unwrap_or(0));
     if let Some(actor) = &filter.actor {

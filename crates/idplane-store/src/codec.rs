@@ -89,19 +89,21 @@ impl<T> Paged<T> {
     }
 }
 
-/// A statement built piece by piece, with numbered `$n` placeholders.
+/// A statement built piece by piece, with each backend's positional
+/// placeholders (`?` on SQLite, `$n` on PostgreSQL).
 ///
-/// sqlx's `QueryBuilder<Any>` writes `?` placeholders, which SQLite accepts
-/// but PostgreSQL rejects; every statement here uses `$n`, which both accept.
+/// sqlx's `QueryBuilder<Any>` always writes `?`, which PostgreSQL rejects.
 pub(crate) struct Sql {
+    backend: crate::Backend,
     text: String,
     args: sqlx::any::AnyArguments,
     error: Option<sqlx::error::BoxDynError>,
 }
 
 impl Sql {
-    pub(crate) fn new(text: &str) -> Self {
+    pub(crate) fn new(backend: crate::Backend, text: &str) -> Self {
         Self {
+            backend,
             text: text.to_owned(),
             args: sqlx::any::AnyArguments::default(),
             error: None,
@@ -123,8 +125,15 @@ impl Sql {
         if let Err(e) = self.args.add(value) {
             self.error.get_or_insert(e);
         }
-        self.text.push('$');
-        self.text.push_str(&self.args.len().to_string());
+        // SQLite reads `$N` as a *named* parameter and looks names up
+        // linearly: thousands of them in one statement cost quadratic time.
+        match self.backend {
+            crate::Backend::Sqlite => self.text.push('?'),
+            crate::Backend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.args.len().to_string());
+            }
+        }
         self
     }
 

@@ -206,11 +206,10 @@ pub async fn list(
     filter: &PrincipalFilter,
     page: &Page,
 ) -> Result<Paged<Principal>> {
-    let mut q = Sql::new(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM principals WHERE tenant_id = "
-    ));
+    let mut q = Sql::new(
+        conn.backend(),
+        concat!("SELECT ", columns!(), " FROM principals WHERE tenant_id = "),
+    );
     q.bind(tenant.to_string());
     if let Some(after) = &page.after {
         q.push(" AND id > ").bind(after.clone());
