@@ -26,7 +26,7 @@ const QUEUE_DEPTH: usize = 65_536;
 type Ack = oneshot::Sender<std::result::Result<AuditRecord, String>>;
 
 enum Message {
-    Append(AuditEvent, Ack),
+    Append(Box<AuditEvent>, Ack),
     /// Answered once everything queued before it is durable.
     Flush(oneshot::Sender<()>),
 }
@@ -61,7 +61,7 @@ impl AuditWriter {
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
         let (ack, done) = oneshot::channel();
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Message::Append(event, ack)).await.is_err() {
+        if self.queue.send(Message::Append(Box::new(event), ack)).await.is_err() {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(AppError::Internal("the audit writer has stopped".into()));
         }
@@ -93,7 +93,7 @@ async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<
         for message in batch.drain(..) {
             match message {
                 Message::Append(event, ack) => {
-                    events.push(event);
+                    events.push(*event);
                     acks.push(ack);
                 }
                 Message::Flush(done) => flushes.push(done),

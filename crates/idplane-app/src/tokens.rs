@@ -10,14 +10,14 @@ use idplane_core::{
     Actor, Ctx, PrincipalId, RequestMeta, TenantId, Timestamp, TokenId, ValidationError,
 };
 use idplane_store::tokens::{self, StoredToken};
-use idplane_store::{Page, Paged};
+use idplane_store::{Page, Paged, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::directory::principals::CreateUser;
+use crate::directory::principals::{CreateUser, new_user, stage_principal};
 use crate::directory::{Expiry, normalize_optional};
 use crate::keyring::random_bytes;
 use crate::{App, AppError, Result};
@@ -244,30 +244,10 @@ impl App {
         principal: Option<PrincipalId>,
         expires_at: Timestamp,
     ) -> Result<IssuedToken> {
-        let secret = format!("{TOKEN_PREFIX}{}", B64.encode(random_bytes::<32>()?));
-        let stored = StoredToken {
-            id: TokenId::generate(),
-            tenant_id: tenant,
-            name,
-            scope: scope.as_str().to_owned(),
-            principal_id: principal,
-            created_by: ctx.actor.label(),
-            created_at: ctx.now,
-            expires_at: Some(expires_at),
-            revoked_at: None,
-        };
         let mut tx = self.store().write().await?;
-        tokens::insert(&mut tx, &stored, &hash_secret(&secret)).await?;
-        let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id)))
-            .with_details(json!({
-                "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
-                "tenant": tenant.map(|t| t.to_string()),
-            }));
+        let (issued, event) = stage_token(&mut tx, ctx, name, scope, tenant, principal, expires_at).await?;
         tx.commit(event).await?;
-        Ok(IssuedToken {
-            token: Token { stored, scope },
-            secret,
-        })
+        Ok(issued)
     }
 
     /// Tokens, without secrets.
@@ -338,58 +318,79 @@ impl App {
 
     /// Exchanges the bootstrap token for the first administrator: creates
     /// the user in the default tenant, issues an admin token bound to it,
-    /// and revokes the bootstrap token so it works only once.
-    pub async fn complete_bootstrap(
-        &self,
-        caller: &Caller,
-        request: RequestMeta,
-        cmd: CompleteBootstrap,
-    ) -> Result<IssuedToken> {
+    /// and revokes the bootstrap token, all in one transaction: it works
+    /// exactly once, and a refused request does not spend it.
+    pub async fn complete_bootstrap(&self, caller: &Caller, request: RequestMeta, cmd: CompleteBootstrap) -> Result<IssuedToken> {
+        let forbidden = || AppError::Forbidden("only the bootstrap token can do this".into());
         let Actor::Token { token_id, .. } = caller.actor else {
-            return Err(AppError::Forbidden(
-                "only the bootstrap token can do this".into(),
-            ));
+            return Err(forbidden());
         };
         if caller.scope != Scope::Bootstrap {
-            return Err(AppError::Forbidden(
-                "only the bootstrap token can do this".into(),
-            ));
+            return Err(forbidden());
         }
-        let ctx = self.ctx(
-            self.default_tenant_id().await?,
-            caller.actor.clone(),
-            request,
-        );
-        // Refuse a bad username before the one-time token is spent.
-        idplane_core::directory::normalize_name("username", &cmd.username)?;
-        // Revoke first: of two racing requests only one gets past this.
-        self.revoke_token(&ctx, token_id).await?;
-        let user = self
-            .create_user(
-                &ctx,
-                CreateUser {
-                    username: cmd.username,
-                    display_name: cmd.display_name,
-                    email: cmd.email,
-                    external_id: None,
-                    user_type: Some(UserType::Employee),
-                    end_date: None,
-                    sponsor: None,
-                    status: Some(Status::Active),
-                    attributes: None,
-                },
-            )
-            .await?;
-        self.store_token(
-            &ctx,
-            format!("administrator {}", user.name),
-            Scope::Admin,
-            None,
-            Some(user.id),
-            ctx.now + DEFAULT_LIFETIME,
-        )
-        .await
+        let ctx = self.ctx(self.default_tenant_id().await?, caller.actor.clone(), request);
+        let mut tx = self.store().write().await?;
+        // Of two racing requests only one revokes; the other gets nothing.
+        if !tokens::revoke(&mut tx, token_id, ctx.now).await? {
+            return Err(AppError::Unauthenticated);
+        }
+        let revoked = AuditEvent::new(&ctx, "bootstrap.complete", Some(format!("token:{token_id}")));
+        let user = CreateUser {
+            username: cmd.username,
+            display_name: cmd.display_name,
+            email: cmd.email,
+            external_id: None,
+            user_type: Some(UserType::Employee),
+            end_date: None,
+            sponsor: None,
+            status: Some(Status::Active),
+            attributes: None,
+        };
+        let user = new_user(&mut tx, &ctx, user).await?;
+        let created = stage_principal(&mut tx, &ctx, &user).await?;
+        let name = format!("administrator {}", user.name);
+        let expires_at = ctx.now + DEFAULT_LIFETIME;
+        let (issued, token_event) = stage_token(&mut tx, &ctx, name, Scope::Admin, None, Some(user.id), expires_at).await?;
+        tx.commit_all(vec![revoked, created, token_event]).await?;
+        Ok(issued)
     }
+}
+
+/// Stores a new token inside `tx`; returns it with its secret, and the audit
+/// event to commit with it.
+async fn stage_token(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    name: String,
+    scope: Scope,
+    tenant: Option<TenantId>,
+    principal: Option<PrincipalId>,
+    expires_at: Timestamp,
+) -> Result<(IssuedToken, AuditEvent)> {
+    let secret = format!("{TOKEN_PREFIX}{}", B64.encode(random_bytes::<32>()?));
+    let stored = StoredToken {
+        id: TokenId::generate(),
+        tenant_id: tenant,
+        name,
+        scope: scope.as_str().to_owned(),
+        principal_id: principal,
+        created_by: ctx.actor.label(),
+        created_at: ctx.now,
+        expires_at: Some(expires_at),
+        revoked_at: None,
+    };
+    tokens::insert(tx, &stored, &hash_secret(&secret)).await?;
+    let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id))).with_details(json!({
+        "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
+        "tenant": tenant.map(|t| t.to_string()),
+    }));
+    Ok((
+        IssuedToken {
+            token: Token { stored, scope },
+            secret,
+        },
+        event,
+    ))
 }
 
 /// The stored form of a secret: SHA-256, hex. Secrets are 256 random bits,

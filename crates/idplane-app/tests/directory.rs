@@ -299,7 +299,7 @@ async fn non_humans_need_an_active_human_owner() {
             &ctx,
             owner.id,
             UpdateUser {
-                status: Some(Status::Suspended),
+                status: Field::Set(Status::Suspended),
                 ..Default::default()
             },
             None,

@@ -27,10 +27,19 @@ fn sources(krate: &str) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// Whether `krate`'s normal (not dev) dependencies name `dependency`.
+/// Tests may use anything, e.g. SQL to tamper with a database on purpose.
 fn depends_on(krate: &str, dependency: &str) -> bool {
-    manifest(krate)
-        .lines()
-        .any(|line| line.trim_start().starts_with(&format!("{dependency} ")) || line.trim_start().starts_with(&format!("{dependency}.")))
+    let manifest = manifest(krate);
+    let mut in_dependencies = false;
+    manifest.lines().any(|line| {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            return false;
+        }
+        in_dependencies && (line.starts_with(&format!("{dependency} ")) || line.starts_with(&format!("{dependency}.")))
+    })
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::principals::{check_attributes, load, merge_external_id, merge_text, target};
+use super::principals::{check_attributes, load, merge_attributes, merge_external_id, merge_text, target};
 use super::{Expiry, check_version, resolve_principal};
 use crate::{App, AppError, Field, Result};
 
@@ -32,13 +32,16 @@ pub struct CreateGroup {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroup {
-    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub display_name: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub external_id: Field<String>,
+    /// Merged into the current attributes (RFC 7396: `null` removes a key).
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
 }
@@ -99,18 +102,10 @@ impl App {
         let current = load(&mut tx, ctx, PrincipalKind::Group, id).await?;
         check_version(if_match, current.version)?;
         let next = Principal {
-            name: cmd
-                .name
-                .map(|n| normalize_name("name", &n))
-                .transpose()?
-                .unwrap_or(current.name.clone()),
+            name: normalize_name("name", &cmd.name.require("name", current.name.clone())?)?,
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
-            attributes: cmd
-                .attributes
-                .map(check_attributes)
-                .transpose()?
-                .unwrap_or(current.attributes.clone()),
+            attributes: merge_attributes(&current.attributes, cmd.attributes)?,
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await

@@ -45,7 +45,9 @@ pub struct CreateUser {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    pub username: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub username: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub display_name: Field<String>,
@@ -55,14 +57,19 @@ pub struct UpdateUser {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub external_id: Field<String>,
-    pub user_type: Option<UserType>,
+    #[serde(default)]
+    #[schema(value_type = Option<UserType>)]
+    pub user_type: Field<UserType>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub end_date: Field<Timestamp>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub sponsor: Field<String>,
-    pub status: Option<Status>,
+    #[serde(default)]
+    #[schema(value_type = Option<Status>)]
+    pub status: Field<Status>,
+    /// Merged into the current attributes (RFC 7396: `null` removes a key).
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
 }
@@ -89,19 +96,28 @@ pub struct CreateNonHuman {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNonHuman {
-    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub display_name: Field<String>,
-    pub owner: Option<String>,
-    pub purpose: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub owner: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub purpose: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub expires_at: Field<Timestamp>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub external_id: Field<String>,
-    pub status: Option<Status>,
+    #[serde(default)]
+    #[schema(value_type = Option<Status>)]
+    pub status: Field<Status>,
+    /// Merged into the current attributes (RFC 7396: `null` removes a key).
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
 }
@@ -110,35 +126,8 @@ impl App {
     /// Creates a user.
     pub async fn create_user(&self, ctx: &Ctx, cmd: CreateUser) -> Result<Principal> {
         let mut tx = self.store().write().await?;
-        let sponsor = match cmd.sponsor.as_deref() {
-            Some(s) => Some(
-                resolve_principal(&mut tx, ctx, s, PrincipalKind::User)
-                    .await?
-                    .id,
-            ),
-            None => None,
-        };
-        let p = Principal {
-            id: PrincipalId::generate(),
-            tenant_id: ctx.tenant,
-            kind: PrincipalKind::User,
-            name: normalize_name("username", &cmd.username)?,
-            display_name: normalize_text("display_name", cmd.display_name.as_deref())?,
-            email: cmd.email.as_deref().map(normalize_email).transpose()?,
-            external_id: normalize_external_id(cmd.external_id.as_deref())?,
-            status: cmd.status.unwrap_or(Status::Active),
-            user_type: Some(cmd.user_type.unwrap_or(UserType::Employee)),
-            end_date: cmd.end_date,
-            sponsor_id: sponsor,
-            owner_id: None,
-            purpose: None,
-            expires_at: None,
-            attributes: check_attributes(cmd.attributes.unwrap_or_default())?,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            version: 1,
-        };
-        self.insert_principal(ctx, tx, p).await
+        let user = new_user(&mut tx, ctx, cmd).await?;
+        self.insert_principal(ctx, tx, user).await
     }
 
     /// Creates a service account or agent (`kind`).
@@ -236,26 +225,18 @@ impl App {
             Field::Keep => current.sponsor_id,
         };
         let next = Principal {
-            name: cmd
-                .username
-                .map(|u| normalize_name("username", &u))
-                .transpose()?
-                .unwrap_or(current.name.clone()),
+            name: normalize_name("username", &cmd.username.require("username", current.name.clone())?)?,
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             email: cmd
                 .email
                 .try_map(|e| normalize_email(&e))?
                 .apply(current.email.clone()),
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
-            user_type: cmd.user_type.or(current.user_type),
+            user_type: current.user_type.map(|t| cmd.user_type.require("user_type", t)).transpose()?,
             end_date: cmd.end_date.apply(current.end_date),
             sponsor_id: sponsor,
-            status: cmd.status.unwrap_or(current.status),
-            attributes: cmd
-                .attributes
-                .map(check_attributes)
-                .transpose()?
-                .unwrap_or(current.attributes.clone()),
+            status: cmd.status.require("status", current.status)?,
+            attributes: merge_attributes(&current.attributes, cmd.attributes)?,
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await
@@ -274,33 +255,23 @@ impl App {
         let current = load(&mut tx, ctx, kind, id).await?;
         check_version(if_match, current.version)?;
         let owner = match cmd.owner {
-            Some(o) => Some(
-                resolve_principal(&mut tx, ctx, &o, PrincipalKind::User)
-                    .await?
-                    .id,
-            ),
-            None => current.owner_id,
+            Field::Set(o) => Some(resolve_principal(&mut tx, ctx, &o, PrincipalKind::User).await?.id),
+            Field::Keep => current.owner_id,
+            Field::Clear => return Err(ValidationError::new("owner", "cannot be null").into()),
         };
         let next = Principal {
-            name: cmd
-                .name
-                .map(|n| normalize_name("name", &n))
-                .transpose()?
-                .unwrap_or(current.name.clone()),
+            name: normalize_name("name", &cmd.name.require("name", current.name.clone())?)?,
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             owner_id: owner,
             purpose: match cmd.purpose {
-                Some(p) => normalize_text("purpose", Some(&p))?,
-                None => current.purpose.clone(),
+                Field::Set(p) => normalize_text("purpose", Some(&p))?,
+                Field::Keep => current.purpose.clone(),
+                Field::Clear => None,
             },
             expires_at: cmd.expires_at.apply(current.expires_at),
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
-            status: cmd.status.unwrap_or(current.status),
-            attributes: cmd
-                .attributes
-                .map(check_attributes)
-                .transpose()?
-                .unwrap_or(current.attributes.clone()),
+            status: cmd.status.require("status", current.status)?,
+            attributes: merge_attributes(&current.attributes, cmd.attributes)?,
             ..current.clone()
         };
         self.replace_principal(ctx, tx, current, next).await
@@ -313,6 +284,11 @@ impl App {
         current: Principal,
         mut next: Principal,
     ) -> Result<Principal> {
+        let changed = changed_fields(&current, &next);
+        if changed.is_empty() {
+            // Nothing to change: no new version, no audit event.
+            return Ok(current);
+        }
         next.updated_at = ctx.now;
         next.version = current.version + 1;
         next.check()?;
@@ -323,7 +299,7 @@ impl App {
             });
         }
         let event = AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
-            .with_details(json!({"changed": changed_fields(&current, &next)}));
+            .with_details(json!({"changed": changed}));
         tx.commit(event).await?;
         Ok(next)
     }
@@ -354,6 +330,44 @@ impl App {
         tx.commit(event).await?;
         Ok(())
     }
+}
+
+/// A new user from `cmd`, normalised, its sponsor resolved; not yet stored.
+pub(crate) async fn new_user(tx: &mut WriteTx, ctx: &Ctx, cmd: CreateUser) -> Result<Principal> {
+    let sponsor = match cmd.sponsor.as_deref() {
+        Some(s) => Some(resolve_principal(tx, ctx, s, PrincipalKind::User).await?.id),
+        None => None,
+    };
+    Ok(Principal {
+        id: PrincipalId::generate(),
+        tenant_id: ctx.tenant,
+        kind: PrincipalKind::User,
+        name: normalize_name("username", &cmd.username)?,
+        display_name: normalize_text("display_name", cmd.display_name.as_deref())?,
+        email: cmd.email.as_deref().map(normalize_email).transpose()?,
+        external_id: normalize_external_id(cmd.external_id.as_deref())?,
+        status: cmd.status.unwrap_or(Status::Active),
+        user_type: Some(cmd.user_type.unwrap_or(UserType::Employee)),
+        end_date: cmd.end_date,
+        sponsor_id: sponsor,
+        owner_id: None,
+        purpose: None,
+        expires_at: None,
+        attributes: check_attributes(cmd.attributes.unwrap_or_default())?,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        version: 1,
+    })
+}
+
+/// Checks and inserts a principal inside `tx`; returns the audit event to
+/// commit with it.
+pub(crate) async fn stage_principal(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> Result<AuditEvent> {
+    p.check()?;
+    check_accountable(tx, ctx, p).await?;
+    principals::insert(tx, p, &name_key(&p.name)).await?;
+    Ok(AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
+        .with_details(json!({"name": p.name, "status": p.status})))
 }
 
 /// Loads a principal of `kind` inside a transaction.
@@ -412,6 +426,18 @@ pub(crate) fn merge_external_id(
         .try_map(|t| normalize_external_id(Some(&t)))?
         .apply(Some(current.clone()))
         .flatten())
+}
+
+/// The current attributes with a merge patch applied, bounded in size.
+pub(crate) fn merge_attributes(
+    current: &Map<String, Value>,
+    patch: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>, ValidationError> {
+    let mut merged = current.clone();
+    if let Some(patch) = patch {
+        crate::field::merge_patch(&mut merged, patch);
+    }
+    check_attributes(merged)
 }
 
 /// Attributes are free-form JSON, bounded in size.

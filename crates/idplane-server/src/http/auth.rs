@@ -15,10 +15,10 @@ use super::AppState;
 use super::extract::{Meta, TenantName};
 use super::problem::Problem;
 
-/// An authenticated caller acting in the addressed tenant.
+/// An authenticated caller acting in the addressed tenant; the caller is in
+/// `ctx.actor`.
 #[derive(Debug)]
 pub struct Authed {
-    pub caller: Caller,
     pub ctx: Ctx,
 }
 
@@ -41,10 +41,7 @@ fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-async fn caller<S>(parts: &mut Parts, state: &AppState, tenant: TenantId, meta: &Meta) -> Result<Caller, Problem>
-where
-    S: Send + Sync,
-{
+async fn caller(parts: &Parts, state: &AppState, tenant: TenantId, meta: &Meta) -> Result<Caller, Problem> {
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -72,21 +69,26 @@ where
         let state = AppState::from_ref(state);
         let meta = Meta::from_request_parts(parts, &state).await?;
         let TenantName(name) = TenantName::from_request_parts(parts, &state).await?;
-        // Unknown tenants and bad tokens look alike to an anonymous caller.
+        // Unknown tenants and bad tokens look alike to an anonymous caller,
+        // and to a tenant-bound caller an unknown tenant looks like any
+        // other tenant it may not enter.
         let tenant = match state.tenant_id(&name).await {
             Ok(id) => id,
             Err(_) => {
                 let default = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
-                caller::<S>(parts, &state, default, &meta).await?;
+                let caller = caller(parts, &state, default, &meta).await?;
+                if caller.tenant.is_some() {
+                    return Err(forbidden(&caller));
+                }
                 return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", format!("tenant `{name}` not found")));
             }
         };
-        let caller = caller::<S>(parts, &state, tenant, &meta).await?;
+        let caller = caller(parts, &state, tenant, &meta).await?;
         if !caller.may(tenant, is_write(&parts.method)) {
             return Err(forbidden(&caller));
         }
-        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta.0);
-        Ok(Authed { caller, ctx })
+        let ctx = state.app.ctx(tenant, caller.actor, meta.0);
+        Ok(Authed { ctx })
     }
 }
 
@@ -101,7 +103,7 @@ where
         let state = AppState::from_ref(state);
         let meta = Meta::from_request_parts(parts, &state).await?;
         let tenant = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
-        let caller = caller::<S>(parts, &state, tenant, &meta).await?;
+        let caller = caller(parts, &state, tenant, &meta).await?;
         let write = is_write(&parts.method);
         if caller.tenant.is_some() || !caller.may(tenant, write) {
             return Err(forbidden(&caller));
@@ -122,7 +124,7 @@ where
         let state = AppState::from_ref(state);
         let meta = Meta::from_request_parts(parts, &state).await?;
         let tenant = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
-        let caller = caller::<S>(parts, &state, tenant, &meta).await?;
+        let caller = caller(parts, &state, tenant, &meta).await?;
         Ok(AnyCaller { caller, meta: meta.0 })
     }
 }

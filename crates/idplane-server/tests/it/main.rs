@@ -1,0 +1,18 @@
+//! Black-box tests of the `idplane` binary: each test starts a real server
+//! process on a free port with its own data directory and talks HTTP to it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+mod access;
+mod audit;
+mod auth;
+mod bad_input;
+mod bootstrap;
+mod crud;
+mod ops;
+mod support;
