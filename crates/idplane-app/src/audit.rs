@@ -61,7 +61,12 @@ impl AuditWriter {
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
         let (ack, done) = oneshot::channel();
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Message::Append(Box::new(event), ack)).await.is_err() {
+        if self
+            .queue
+            .send(Message::Append(Box::new(event), ack))
+            .await
+            .is_err()
+        {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(AppError::Internal("the audit writer has stopped".into()));
         }

@@ -27,7 +27,11 @@ impl<T> Field<T> {
     }
 
     /// Applies the update to a field that cannot be cleared: `null` is refused.
-    pub fn require(self, field: &'static str, current: T) -> Result<T, idplane_core::ValidationError> {
+    pub fn require(
+        self,
+        field: &'static str,
+        current: T,
+    ) -> Result<T, idplane_core::ValidationError> {
         match self {
             Field::Keep => Ok(current),
             Field::Set(v) => Ok(v),
@@ -63,7 +67,9 @@ pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
                 target.remove(&key);
             }
             Value::Object(inner) => {
-                let slot = target.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if !slot.is_object() {
                     *slot = Value::Object(Map::new());
                 }
@@ -91,15 +97,27 @@ mod tests {
             "tags": ["example", "sample"], "content": "This will be unchanged"});
         let patch = json!({"title": "Hello!", "phoneNumber": "+01-123-456-7890",
             "author": {"familyName": null}, "tags": ["example"]});
-        let (Value::Object(t), Value::Object(p)) = (&mut target, patch) else { unreachable!() };
+        let (Value::Object(t), Value::Object(p)) = (&mut target, patch) else {
+            unreachable!()
+        };
         merge_patch(t, p);
-        assert_eq!(target, json!({"title": "Hello!", "author": {"givenName": "John"}, "tags": ["example"],
-            "content": "This will be unchanged", "phoneNumber": "+01-123-456-7890"}));
+        assert_eq!(
+            target,
+            json!({"title": "Hello!", "author": {"givenName": "John"}, "tags": ["example"],
+            "content": "This will be unchanged", "phoneNumber": "+01-123-456-7890"})
+        );
     }
 
     #[test]
     fn null_is_refused_where_a_value_is_required() {
-        assert!(Field::<String>::Clear.require("username", "a".into()).is_err());
-        assert_eq!(Field::Keep.require("username", "a".to_owned()).unwrap(), "a");
+        assert!(
+            Field::<String>::Clear
+                .require("username", "a".into())
+                .is_err()
+        );
+        assert_eq!(
+            Field::Keep.require("username", "a".to_owned()).unwrap(),
+            "a"
+        );
     }
 }

@@ -245,7 +245,8 @@ impl App {
         expires_at: Timestamp,
     ) -> Result<IssuedToken> {
         let mut tx = self.store().write().await?;
-        let (issued, event) = stage_token(&mut tx, ctx, name, scope, tenant, principal, expires_at).await?;
+        let (issued, event) =
+            stage_token(&mut tx, ctx, name, scope, tenant, principal, expires_at).await?;
         tx.commit(event).await?;
         Ok(issued)
     }
@@ -320,7 +321,12 @@ impl App {
     /// the user in the default tenant, issues an admin token bound to it,
     /// and revokes the bootstrap token, all in one transaction: it works
     /// exactly once, and a refused request does not spend it.
-    pub async fn complete_bootstrap(&self, caller: &Caller, request: RequestMeta, cmd: CompleteBootstrap) -> Result<IssuedToken> {
+    pub async fn complete_bootstrap(
+        &self,
+        caller: &Caller,
+        request: RequestMeta,
+        cmd: CompleteBootstrap,
+    ) -> Result<IssuedToken> {
         let forbidden = || AppError::Forbidden("only the bootstrap token can do this".into());
         let Actor::Token { token_id, .. } = caller.actor else {
             return Err(forbidden());
@@ -328,13 +334,21 @@ impl App {
         if caller.scope != Scope::Bootstrap {
             return Err(forbidden());
         }
-        let ctx = self.ctx(self.default_tenant_id().await?, caller.actor.clone(), request);
+        let ctx = self.ctx(
+            self.default_tenant_id().await?,
+            caller.actor.clone(),
+            request,
+        );
         let mut tx = self.store().write().await?;
         // Of two racing requests only one revokes; the other gets nothing.
         if !tokens::revoke(&mut tx, token_id, ctx.now).await? {
             return Err(AppError::Unauthenticated);
         }
-        let revoked = AuditEvent::new(&ctx, "bootstrap.complete", Some(format!("token:{token_id}")));
+        let revoked = AuditEvent::new(
+            &ctx,
+            "bootstrap.complete",
+            Some(format!("token:{token_id}")),
+        );
         let user = CreateUser {
             username: cmd.username,
             display_name: cmd.display_name,
@@ -350,7 +364,16 @@ impl App {
         let created = stage_principal(&mut tx, &ctx, &user).await?;
         let name = format!("administrator {}", user.name);
         let expires_at = ctx.now + DEFAULT_LIFETIME;
-        let (issued, token_event) = stage_token(&mut tx, &ctx, name, Scope::Admin, None, Some(user.id), expires_at).await?;
+        let (issued, token_event) = stage_token(
+            &mut tx,
+            &ctx,
+            name,
+            Scope::Admin,
+            None,
+            Some(user.id),
+            expires_at,
+        )
+        .await?;
         tx.commit_all(vec![revoked, created, token_event]).await?;
         Ok(issued)
     }
@@ -380,10 +403,11 @@ async fn stage_token(
         revoked_at: None,
     };
     tokens::insert(tx, &stored, &hash_secret(&secret)).await?;
-    let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id))).with_details(json!({
-        "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
-        "tenant": tenant.map(|t| t.to_string()),
-    }));
+    let event = AuditEvent::new(ctx, "token.create", Some(format!("token:{}", stored.id)))
+        .with_details(json!({
+            "name": stored.name, "scope": stored.scope, "expires_at": expires_at,
+            "tenant": tenant.map(|t| t.to_string()),
+        }));
     Ok((
         IssuedToken {
             token: Token { stored, scope },

@@ -1,5 +1,10 @@
 //! Use-case tests on a temporary SQLite store with a manual clock: expiry is
 //! tested by moving the clock, never by sleeping.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
+)]
 
 use std::sync::Arc;
 

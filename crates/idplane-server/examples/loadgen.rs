@@ -17,14 +17,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let users: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let concurrency: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(64);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let url = format!("{}/api/v1/users", base.trim_end_matches('/'));
     let run = uuid::Uuid::now_v7().simple().to_string();
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, token, run, next) = (client.clone(), url.clone(), token.clone(), run.clone(), next.clone());
+        let (client, url, token, run, next) = (
+            client.clone(),
+            url.clone(),
+            token.clone(),
+            run.clone(),
+            next.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
@@ -60,7 +68,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "{users} user creations, concurrency {concurrency}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {failures} failed",
         users as f64 / elapsed.as_secs_f64(),

@@ -31,7 +31,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub dev: bool,
     /// The dev-mode root token (random if not given).
-    #[arg(long, requires = "dev", env = "IDPLANE_DEV_ROOT_TOKEN", value_name = "TOKEN")]
+    #[arg(
+        long,
+        requires = "dev",
+        env = "IDPLANE_DEV_ROOT_TOKEN",
+        value_name = "TOKEN"
+    )]
     pub dev_root_token: Option<String>,
     /// Log format: `json`, `text`, or `auto` (JSON unless on a terminal).
     #[arg(long, env = "IDPLANE_LOG_FORMAT")]
@@ -83,7 +88,10 @@ impl ServeConfig {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
         let issuer = validate_issuer(
             args.issuer
                 .or(file.issuer)
@@ -101,10 +109,12 @@ impl ServeConfig {
             }
             (None, false) => (PathBuf::from("idplane-data"), None),
         };
-        let database_url = args
-            .database_url
-            .or(file.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("idplane.db").display()));
+        let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("idplane.db").display()
+            )
+        });
         if !database_url.starts_with("sqlite:") && !database_url.starts_with("postgres") {
             bail!("--database-url must start with sqlite:// or postgres://");
         }
@@ -116,7 +126,9 @@ impl ServeConfig {
             None => Duration::from_secs(300),
         };
         let root_token = match (args.dev, args.dev_root_token) {
-            (true, Some(token)) if token.len() < 8 => bail!("--dev-root-token must be at least 8 characters"),
+            (true, Some(token)) if token.len() < 8 => {
+                bail!("--dev-root-token must be at least 8 characters")
+            }
             (true, Some(token)) => Some(token),
             (true, None) => Some(random_root_token()?),
             (false, _) => None,
@@ -128,7 +140,10 @@ impl ServeConfig {
             database_url,
             dev: args.dev,
             root_token,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Auto),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Auto),
             checkpoint_interval,
             _ephemeral: ephemeral,
         })
@@ -136,14 +151,16 @@ impl ServeConfig {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
 /// The issuer is an absolute http(s) URL without query or fragment; plain
 /// http only for loopback hosts.
 fn validate_issuer(issuer: String) -> anyhow::Result<String> {
-    let url = reqwest::Url::parse(&issuer).with_context(|| format!("--issuer `{issuer}` is not a URL"))?;
+    let url = reqwest::Url::parse(&issuer)
+        .with_context(|| format!("--issuer `{issuer}` is not a URL"))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => {}
@@ -159,7 +176,10 @@ fn validate_issuer(issuer: String) -> anyhow::Result<String> {
 fn random_root_token() -> anyhow::Result<String> {
     use base64::Engine;
     let bytes = idplane_app::keyring::random_bytes::<24>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(format!("idp_root_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!(
+        "idp_root_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 #[cfg(test)]
@@ -193,7 +213,11 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("idplane.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nissuer = \"https://id.example.com\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nissuer = \"https://id.example.com\"\n",
+        )
+        .unwrap();
         let mut a = args();
         a.config = Some(path);
         a.listen = Some("127.0.0.1:9001".parse().unwrap());
@@ -212,7 +236,12 @@ mod tests {
         assert!(format!("{:#}", ServeConfig::resolve(a).unwrap_err()).contains("unknown field"));
         let mut a = args();
         a.issuer = Some("http://id.example.com".into());
-        assert!(ServeConfig::resolve(a).unwrap_err().to_string().contains("https"));
+        assert!(
+            ServeConfig::resolve(a)
+                .unwrap_err()
+                .to_string()
+                .contains("https")
+        );
         let mut a = args();
         a.database_url = Some("mysql://x".into());
         assert!(ServeConfig::resolve(a).is_err());

@@ -20,7 +20,9 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             since,
             format,
             tenant,
-        } => export(store, since, format, tenant).await.map(|()| ExitCode::SUCCESS),
+        } => export(store, since, format, tenant)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -45,11 +47,18 @@ async fn open(location: StoreLocation) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }
 
-async fn verify(location: StoreLocation, checkpoint: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    location: StoreLocation,
+    checkpoint: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let checkpoint: Option<Checkpoint> = match checkpoint {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("{} is not a checkpoint", path.display()))?)
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a checkpoint", path.display()))?,
+            )
         }
         None => None,
     };
@@ -60,7 +69,10 @@ async fn verify(location: StoreLocation, checkpoint: Option<std::path::PathBuf>)
                 println!("tenant {tenant}: {records} records, chain intact");
             }
             if let Some(cp) = &checkpoint {
-                println!("checkpoint: signature valid; the log reaches record {} of tenant {}", cp.seq, cp.tenant_id);
+                println!(
+                    "checkpoint: signature valid; the log reaches record {} of tenant {}",
+                    cp.seq, cp.tenant_id
+                );
             }
             println!("audit log verified");
             Ok(ExitCode::SUCCESS)
@@ -92,7 +104,11 @@ async fn export(
                 .with_context(|| format!("tenant `{name}` not found"))?
                 .id,
         ],
-        None => idplane_store::audit::heads(&mut conn).await?.into_iter().map(|(t, _)| t).collect(),
+        None => idplane_store::audit::heads(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect(),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

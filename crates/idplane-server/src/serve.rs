@@ -17,7 +17,9 @@ use crate::config::{LogFormat, ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
 
 /// Latency buckets (seconds) for the request histograms.
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -33,7 +35,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     create_private_dir(&config.data_dir)?;
     let store = Store::open(&config.database_url, &StoreOptions::default())
         .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&config.database_url)
+            )
+        })?;
     let keyring = match std::env::var("IDPLANE_ROOT_KEY") {
         Ok(key) => Keyring::from_base64(&key),
         Err(_) => Keyring::load_or_create(&config.data_dir.join("root.key")),
@@ -54,10 +61,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen = %config.listen, issuer = %config.issuer, dev = config.dev,
         startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
     );
-    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    axum::serve(
+        listener,
+        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error")?;
     tracing::info!("shutting down: in-flight requests finished");
     checkpoints.abort();
     store_probe.abort();
@@ -75,12 +85,20 @@ async fn announce(app: &App, config: &ServeConfig) -> anyhow::Result<()> {
         eprintln!(
             "\nidplane is running in DEVELOPMENT mode: data in {} {}.\n  Root token: {root}\n  export IDPLANE_SERVER={} IDPLANE_TOKEN={root}\n",
             config.data_dir.display(),
-            if config._ephemeral.is_some() { "(deleted on exit)" } else { "(kept)" },
+            if config._ephemeral.is_some() {
+                "(deleted on exit)"
+            } else {
+                "(kept)"
+            },
             config.issuer,
         );
         return Ok(());
     }
-    if let Some(secret) = app.first_start_bootstrap().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))? {
+    if let Some(secret) = app
+        .first_start_bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?
+    {
         eprintln!(
             "\nidplane initialised {}.\nThe first administrator gets in with this one-time bootstrap token (valid 24 hours, shown only now):\n\n  idplane bootstrap --server {} --token {secret} --username YOUR_NAME\n\nIt prints an admin token for IDPLANE_TOKEN.\n",
             config.data_dir.display(),
@@ -142,7 +160,9 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().with_current_span(true).try_init()
     } else {

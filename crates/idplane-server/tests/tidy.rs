@@ -1,4 +1,8 @@
 //! Tidy: the layering rules of ARCHITECTURE.md, checked mechanically.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -38,14 +42,19 @@ fn depends_on(krate: &str, dependency: &str) -> bool {
             in_dependencies = line == "[dependencies]";
             return false;
         }
-        in_dependencies && (line.starts_with(&format!("{dependency} ")) || line.starts_with(&format!("{dependency}.")))
+        in_dependencies
+            && (line.starts_with(&format!("{dependency} "))
+                || line.starts_with(&format!("{dependency}.")))
     })
 }
 
 #[test]
 fn only_the_store_speaks_sql() {
     for krate in ["idplane-core", "idplane-app", "idplane-server"] {
-        assert!(!depends_on(krate, "sqlx"), "{krate} must not depend on sqlx");
+        assert!(
+            !depends_on(krate, "sqlx"),
+            "{krate} must not depend on sqlx"
+        );
     }
     assert!(depends_on("idplane-store", "sqlx"));
 }
@@ -54,7 +63,10 @@ fn only_the_store_speaks_sql() {
 fn only_the_server_knows_http_and_the_cli() {
     for krate in ["idplane-core", "idplane-store", "idplane-app"] {
         for edge in ["axum", "tower", "tower-http", "clap", "reqwest"] {
-            assert!(!depends_on(krate, edge), "{krate} must not depend on {edge}");
+            assert!(
+                !depends_on(krate, edge),
+                "{krate} must not depend on {edge}"
+            );
         }
     }
 }
@@ -84,7 +96,11 @@ fn no_commit_without_an_audit_event() {
         .into_iter()
         .filter(|(_, text)| text.contains(".commit().await"))
         .collect();
-    assert_eq!(commits.len(), 1, "transactions are committed only by WriteTx");
+    assert_eq!(
+        commits.len(),
+        1,
+        "transactions are committed only by WriteTx"
+    );
     let (_, text) = &commits[0];
     let append = text.find("audit::append(&mut self, events)").unwrap();
     let commit = text.find("self.tx.commit().await").unwrap();

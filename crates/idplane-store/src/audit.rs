@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::codec::{Sql, enum_col, id, millis, time, to_json};
-use crate::{Backend, Conn, Result, Store, StoreError, WriteTx};
+use crate::{Conn, Result, Store, StoreError, WriteTx};
 
 /// Rows per INSERT statement: 15 binds each stays far below both backends'
 /// bind-parameter limits.
@@ -46,19 +46,17 @@ pub(crate) async fn append(tx: &mut WriteTx, events: Vec<AuditEvent>) -> Result<
 }
 
 async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
-    sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
-        .bind(tenant.to_string())
-        .bind(GENESIS_HASH)
-        .execute(tx.conn())
-        .await?;
-    let sql = match tx.backend() {
-        Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
-        Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
-    };
-    let row = sqlx::query(sql)
-        .bind(tenant.to_string())
-        .fetch_one(tx.conn())
-        .await?;
+    // One statement creates the head if needed and returns it; on
+    // PostgreSQL the DO UPDATE takes the row lock that serialises appenders
+    // until commit (SQLite's single writer serialises them anyway).
+    let row = sqlx::query(
+        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash",
+    )
+    .bind(tenant.to_string())
+    .bind(GENESIS_HASH)
+    .fetch_one(tx.conn())
+    .await?;
     Ok(ChainHead {
         seq: row.try_get("seq")?,
         hash: row.try_get("hash")?,

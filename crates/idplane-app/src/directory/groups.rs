@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::principals::{check_attributes, load, merge_attributes, merge_external_id, merge_text, target};
+use super::principals::{
+    check_attributes, load, merge_attributes, merge_external_id, merge_text, target,
+};
 use super::{Expiry, check_version, resolve_principal};
 use crate::{App, AppError, Field, Result};
 

@@ -225,14 +225,20 @@ impl App {
             Field::Keep => current.sponsor_id,
         };
         let next = Principal {
-            name: normalize_name("username", &cmd.username.require("username", current.name.clone())?)?,
+            name: normalize_name(
+                "username",
+                &cmd.username.require("username", current.name.clone())?,
+            )?,
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             email: cmd
                 .email
                 .try_map(|e| normalize_email(&e))?
                 .apply(current.email.clone()),
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
-            user_type: current.user_type.map(|t| cmd.user_type.require("user_type", t)).transpose()?,
+            user_type: current
+                .user_type
+                .map(|t| cmd.user_type.require("user_type", t))
+                .transpose()?,
             end_date: cmd.end_date.apply(current.end_date),
             sponsor_id: sponsor,
             status: cmd.status.require("status", current.status)?,
@@ -255,7 +261,11 @@ impl App {
         let current = load(&mut tx, ctx, kind, id).await?;
         check_version(if_match, current.version)?;
         let owner = match cmd.owner {
-            Field::Set(o) => Some(resolve_principal(&mut tx, ctx, &o, PrincipalKind::User).await?.id),
+            Field::Set(o) => Some(
+                resolve_principal(&mut tx, ctx, &o, PrincipalKind::User)
+                    .await?
+                    .id,
+            ),
             Field::Keep => current.owner_id,
             Field::Clear => return Err(ValidationError::new("owner", "cannot be null").into()),
         };
@@ -362,12 +372,18 @@ pub(crate) async fn new_user(tx: &mut WriteTx, ctx: &Ctx, cmd: CreateUser) -> Re
 
 /// Checks and inserts a principal inside `tx`; returns the audit event to
 /// commit with it.
-pub(crate) async fn stage_principal(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> Result<AuditEvent> {
+pub(crate) async fn stage_principal(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    p: &Principal,
+) -> Result<AuditEvent> {
     p.check()?;
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
-    Ok(AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
-        .with_details(json!({"name": p.name, "status": p.status})))
+    Ok(
+        AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
+            .with_details(json!({"name": p.name, "status": p.status})),
+    )
 }
 
 /// Loads a principal of `kind` inside a transaction.

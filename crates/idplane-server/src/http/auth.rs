@@ -41,12 +41,20 @@ fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-async fn caller(parts: &Parts, state: &AppState, tenant: TenantId, meta: &Meta) -> Result<Caller, Problem> {
+async fn caller(
+    parts: &Parts,
+    state: &AppState,
+    tenant: TenantId,
+    meta: &Meta,
+) -> Result<Caller, Problem> {
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .unwrap_or_default();
     let caller = match &state.root_token {
@@ -80,7 +88,11 @@ where
                 if caller.tenant.is_some() {
                     return Err(forbidden(&caller));
                 }
-                return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", format!("tenant `{name}` not found")));
+                return Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    format!("tenant `{name}` not found"),
+                ));
             }
         };
         let caller = caller(parts, &state, tenant, &meta).await?;
@@ -125,7 +137,10 @@ where
         let meta = Meta::from_request_parts(parts, &state).await?;
         let tenant = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
         let caller = caller(parts, &state, tenant, &meta).await?;
-        Ok(AnyCaller { caller, meta: meta.0 })
+        Ok(AnyCaller {
+            caller,
+            meta: meta.0,
+        })
     }
 }
 

@@ -38,15 +38,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "the body must be application/json",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the body is larger than the limit")
-            } else {
-                Problem::new(StatusCode::BAD_REQUEST, "bad-body", "the body could not be read")
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        "the body is larger than the limit",
+                    )
+                } else {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-body",
+                        "the body could not be read",
+                    )
+                }
+            })?;
         if std::str::from_utf8(&bytes).is_err() {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-encoding", "the body is not valid UTF-8"));
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-encoding",
+                "the body is not valid UTF-8",
+            ));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             let (status, slug) = if e.is_data() {
@@ -99,10 +113,11 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantName {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let params = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map(|Path(p)| p)
-            .unwrap_or_default();
+        let params =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map(|Path(p)| p)
+                .unwrap_or_default();
         Ok(TenantName(
             params
                 .get("tenant")

@@ -53,7 +53,12 @@ impl AppState {
 
     /// The id of the tenant called `name`, cached: tenant ids never change.
     pub async fn tenant_id(&self, name: &str) -> Result<TenantId, Problem> {
-        if let Some(id) = self.tenant_ids.read().ok().and_then(|m| m.get(name).copied()) {
+        if let Some(id) = self
+            .tenant_ids
+            .read()
+            .ok()
+            .and_then(|m| m.get(name).copied())
+        {
             return Ok(id);
         }
         let id = self.app.tenant(name).await?.id;
@@ -81,7 +86,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not take that method")
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not take that method",
+            )
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -94,7 +103,10 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,23 +115,24 @@ pub fn router(state: AppState) -> Router {
             ))
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = %id,
-                    actor = tracing::field::Empty,
-                )
-            }),
-        )
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("x-vault-token")]))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %id,
+                actor = tracing::field::Empty,
+            )
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-vault-token"),
+        ]))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 

@@ -17,7 +17,10 @@ pub fn routes(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
 }
 
 /// Ready when the store answers and the signing keys unseal.
@@ -27,7 +30,11 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> 
     metrics::histogram!("idplane_store_ping_seconds").record(start.elapsed().as_secs_f64());
     if let Err(e) = ping {
         tracing::warn!(error = %e, "readiness: store unreachable");
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "storage is unreachable"));
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "storage is unreachable",
+        ));
     }
     Ok("ready")
 }

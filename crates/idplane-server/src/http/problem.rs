@@ -50,9 +50,15 @@ impl IntoResponse for Problem {
         let unauthenticated = status == StatusCode::UNAUTHORIZED;
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if unauthenticated {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"idplane\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"idplane\""),
+            );
         }
         response
     }
@@ -65,17 +71,27 @@ impl From<AppError> for Problem {
                 field: Some(v.field.to_owned()),
                 ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", v.to_string())
             },
-            AppError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found")),
+            AppError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("{what} not found"),
+            ),
             AppError::Conflict(msg) => Problem::new(StatusCode::CONFLICT, "conflict", msg),
-            e @ AppError::VersionMismatch { .. } => {
-                Problem::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", e.to_string())
-            }
+            e @ AppError::VersionMismatch { .. } => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                e.to_string(),
+            ),
             AppError::Unauthenticated => Problem::unauthenticated(),
             AppError::Forbidden(msg) => Problem::new(StatusCode::FORBIDDEN, "forbidden", msg),
             AppError::Internal(detail) => {
                 // The detail may name internals: log it, never return it.
                 tracing::error!(error = %detail, "internal error");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred",
+                )
             }
         }
     }

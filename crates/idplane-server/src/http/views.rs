@@ -5,7 +5,9 @@ use idplane_app::directory::access::Access;
 use idplane_app::directory::groups::Member;
 use idplane_app::tokens::{IssuedToken, Scope, Token};
 use idplane_core::audit::{AuditRecord, Checkpoint};
-use idplane_core::directory::{Entitlement, Principal, PrincipalKind, Role, RoleAssignment, Status, Tenant, UserType};
+use idplane_core::directory::{
+    Entitlement, Principal, PrincipalKind, Role, RoleAssignment, Status, Tenant, UserType,
+};
 use idplane_core::time::in_force;
 use idplane_core::{PrincipalId, Timestamp};
 use idplane_store::Paged;
@@ -23,8 +25,16 @@ pub struct List<T: ToSchema> {
 
 impl<T: ToSchema> List<T> {
     /// Converts a page, taking the cursor from the last item.
-    pub fn from_page<D>(page: Paged<D>, cursor: impl Fn(&D) -> String, view: impl Fn(D) -> T) -> Self {
-        let next_cursor = if page.more { page.items.last().map(&cursor) } else { None };
+    pub fn from_page<D>(
+        page: Paged<D>,
+        cursor: impl Fn(&D) -> String,
+        view: impl Fn(D) -> T,
+    ) -> Self {
+        let next_cursor = if page.more {
+            page.items.last().map(&cursor)
+        } else {
+            None
+        };
         Self {
             items: page.items.into_iter().map(view).collect(),
             next_cursor,

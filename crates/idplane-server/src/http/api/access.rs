@@ -26,6 +26,10 @@ struct IdParam {
 /// through groups) and entitlements. Expired grants are not counted.
 #[utoipa::path(get, path = "/principals/{id}/access", tag = "access", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = AccessView), (status = 404, body = Problem)))]
-async fn access(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Json<AccessView>> {
+async fn access(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Json<AccessView>> {
     Ok(Json(state.app.access(&auth.ctx, p.id).await?.into()))
 }

@@ -55,7 +55,11 @@ pub struct AuditPage {
 /// Query the tenant's audit log, oldest first.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(("tenant" = String, Path), AuditQuery),
     responses((status = 200, body = AuditPage), (status = 400, body = Problem)))]
-async fn query_audit(State(state): State<AppState>, auth: Authed, QueryParams(q): QueryParams<AuditQuery>) -> ApiResult<Json<AuditPage>> {
+async fn query_audit(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let filter = AuditFilter {
         actor: q.actor,
@@ -68,7 +72,11 @@ async fn query_audit(State(state): State<AppState>, auth: Authed, QueryParams(q)
     };
     let records = state.app.audit_events(&auth.ctx, &filter).await?;
     let full = records.len() == usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if full { records.last().map(|r| r.seq) } else { None };
+    let next_cursor = if full {
+        records.last().map(|r| r.seq)
+    } else {
+        None
+    };
     Ok(Json(AuditPage {
         items: records.into_iter().map(AuditView).collect(),
         next_cursor,
@@ -80,9 +88,16 @@ async fn query_audit(State(state): State<AppState>, auth: Authed, QueryParams(q)
 /// audit verify --checkpoint FILE` proves the log still reaches it.
 #[utoipa::path(get, path = "/audit/checkpoint", tag = "audit", params(("tenant" = String, Path)),
     responses((status = 200, body = CheckpointView), (status = 404, body = Problem)))]
-async fn checkpoint(State(state): State<AppState>, auth: Authed) -> ApiResult<Json<CheckpointView>> {
+async fn checkpoint(
+    State(state): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<CheckpointView>> {
     match state.app.audit_checkpoint(auth.ctx.tenant).await? {
         Some(cp) => Ok(Json(CheckpointView(cp))),
-        None => Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "the tenant has no audit events yet")),
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "the tenant has no audit events yet",
+        )),
     }
 }

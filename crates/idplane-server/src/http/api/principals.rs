@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use idplane_app::directory::groups::{AddMember, CreateGroup, UpdateGroup};
 use idplane_app::directory::principals::{CreateNonHuman, CreateUser, UpdateNonHuman, UpdateUser};
-use idplane_core::directory::{Principal, PrincipalKind, Status, UserType, name_key, normalize_email};
+use idplane_core::directory::{
+    Principal, PrincipalKind, Status, UserType, name_key, normalize_email,
+};
 use idplane_core::{Ctx, PrincipalId};
 use idplane_store::principals::PrincipalFilter;
 use serde::Deserialize;
@@ -29,7 +31,11 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_members, add_member))
         .routes(routes!(remove_member))
         .routes(routes!(list_service_accounts, create_service_account))
-        .routes(routes!(get_service_account, update_service_account, delete_service_account))
+        .routes(routes!(
+            get_service_account,
+            update_service_account,
+            delete_service_account
+        ))
         .routes(routes!(list_agents, create_agent))
         .routes(routes!(get_agent, update_agent, delete_agent))
 }
@@ -72,13 +78,21 @@ struct MemberParam {
     member: String,
 }
 
-async fn list(state: &AppState, ctx: &Ctx, kind: PrincipalKind, q: PrincipalQuery) -> ApiResult<Json<List<PrincipalView>>> {
+async fn list(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: PrincipalKind,
+    q: PrincipalQuery,
+) -> ApiResult<Json<List<PrincipalView>>> {
     let filter = PrincipalFilter {
         kind: Some(kind),
         name_key: q.name.as_deref().map(|n| name_key(n.trim())),
         name_prefix: q.prefix.as_deref().map(|n| name_key(n.trim())),
         // An unparseable email matches nothing rather than failing.
-        email: q.email.as_deref().map(|e| normalize_email(e).unwrap_or_else(|_| e.to_owned())),
+        email: q
+            .email
+            .as_deref()
+            .map(|e| normalize_email(e).unwrap_or_else(|_| e.to_owned())),
         external_id: q.external_id,
         status: q.status,
         user_type: q.user_type,
@@ -91,25 +105,44 @@ async fn list(state: &AppState, ctx: &Ctx, kind: PrincipalKind, q: PrincipalQuer
     }
     .page();
     let found = state.app.principals(ctx, &filter, &page).await?;
-    Ok(Json(List::from_page(found, |p| p.id.to_string(), |p| PrincipalView::at(p, ctx.now))))
+    Ok(Json(List::from_page(
+        found,
+        |p| p.id.to_string(),
+        |p| PrincipalView::at(p, ctx.now),
+    )))
 }
 
 type Created = (StatusCode, HeaderMap, Json<PrincipalView>);
 type Found = (HeaderMap, Json<PrincipalView>);
 
 fn created(p: Principal, ctx: &Ctx) -> Created {
-    (StatusCode::CREATED, etag_header(p.version), Json(PrincipalView::at(p, ctx.now)))
+    (
+        StatusCode::CREATED,
+        etag_header(p.version),
+        Json(PrincipalView::at(p, ctx.now)),
+    )
 }
 
 fn found(p: Principal, ctx: &Ctx) -> Found {
     (etag_header(p.version), Json(PrincipalView::at(p, ctx.now)))
 }
 
-async fn get(state: &AppState, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId) -> ApiResult<Found> {
+async fn get(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: PrincipalKind,
+    id: PrincipalId,
+) -> ApiResult<Found> {
     Ok(found(state.app.principal(ctx, kind, id).await?, ctx))
 }
 
-async fn delete(state: &AppState, ctx: &Ctx, kind: PrincipalKind, id: PrincipalId, if_match: Option<i64>) -> ApiResult<StatusCode> {
+async fn delete(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: PrincipalKind,
+    id: PrincipalId,
+    if_match: Option<i64>,
+) -> ApiResult<StatusCode> {
     state.app.delete_principal(ctx, kind, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -117,21 +150,36 @@ async fn delete(state: &AppState, ctx: &Ctx, kind: PrincipalKind, id: PrincipalI
 /// List users.
 #[utoipa::path(get, path = "/users", tag = "users", params(("tenant" = String, Path), PrincipalQuery),
     responses((status = 200, body = List<PrincipalView>), (status = 400, body = Problem)))]
-async fn list_users(State(state): State<AppState>, auth: Authed, QueryParams(q): QueryParams<PrincipalQuery>) -> ApiResult<Json<List<PrincipalView>>> {
+async fn list_users(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryParams(q): QueryParams<PrincipalQuery>,
+) -> ApiResult<Json<List<PrincipalView>>> {
     list(&state, &auth.ctx, PrincipalKind::User, q).await
 }
 
 /// Create a user.
 #[utoipa::path(post, path = "/users", tag = "users", params(("tenant" = String, Path)), request_body = CreateUser,
     responses((status = 201, body = PrincipalView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_user(State(state): State<AppState>, auth: Authed, JsonBody(cmd): JsonBody<CreateUser>) -> ApiResult<Created> {
-    Ok(created(state.app.create_user(&auth.ctx, cmd).await?, &auth.ctx))
+async fn create_user(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(cmd): JsonBody<CreateUser>,
+) -> ApiResult<Created> {
+    Ok(created(
+        state.app.create_user(&auth.ctx, cmd).await?,
+        &auth.ctx,
+    ))
 }
 
 /// Read a user.
 #[utoipa::path(get, path = "/users/{id}", tag = "users", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_user(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Found> {
+async fn get_user(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Found> {
     get(&state, &auth.ctx, PrincipalKind::User, p.id).await
 }
 
@@ -146,34 +194,60 @@ async fn update_user(
     IfMatch(if_match): IfMatch,
     JsonBody(cmd): JsonBody<UpdateUser>,
 ) -> ApiResult<Found> {
-    Ok(found(state.app.update_user(&auth.ctx, p.id, cmd, if_match).await?, &auth.ctx))
+    Ok(found(
+        state
+            .app
+            .update_user(&auth.ctx, p.id, cmd, if_match)
+            .await?,
+        &auth.ctx,
+    ))
 }
 
 /// Delete a user with their memberships and assignments.
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 409, body = Problem)))]
-async fn delete_user(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>, IfMatch(m): IfMatch) -> ApiResult<StatusCode> {
+async fn delete_user(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+    IfMatch(m): IfMatch,
+) -> ApiResult<StatusCode> {
     delete(&state, &auth.ctx, PrincipalKind::User, p.id, m).await
 }
 
 /// List groups.
 #[utoipa::path(get, path = "/groups", tag = "groups", params(("tenant" = String, Path), PrincipalQuery),
     responses((status = 200, body = List<PrincipalView>)))]
-async fn list_groups(State(state): State<AppState>, auth: Authed, QueryParams(q): QueryParams<PrincipalQuery>) -> ApiResult<Json<List<PrincipalView>>> {
+async fn list_groups(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryParams(q): QueryParams<PrincipalQuery>,
+) -> ApiResult<Json<List<PrincipalView>>> {
     list(&state, &auth.ctx, PrincipalKind::Group, q).await
 }
 
 /// Create a group.
 #[utoipa::path(post, path = "/groups", tag = "groups", params(("tenant" = String, Path)), request_body = CreateGroup,
     responses((status = 201, body = PrincipalView), (status = 409, body = Problem)))]
-async fn create_group(State(state): State<AppState>, auth: Authed, JsonBody(cmd): JsonBody<CreateGroup>) -> ApiResult<Created> {
-    Ok(created(state.app.create_group(&auth.ctx, cmd).await?, &auth.ctx))
+async fn create_group(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(cmd): JsonBody<CreateGroup>,
+) -> ApiResult<Created> {
+    Ok(created(
+        state.app.create_group(&auth.ctx, cmd).await?,
+        &auth.ctx,
+    ))
 }
 
 /// Read a group.
 #[utoipa::path(get, path = "/groups/{id}", tag = "groups", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_group(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Found> {
+async fn get_group(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Found> {
     get(&state, &auth.ctx, PrincipalKind::Group, p.id).await
 }
 
@@ -187,22 +261,42 @@ async fn update_group(
     IfMatch(if_match): IfMatch,
     JsonBody(cmd): JsonBody<UpdateGroup>,
 ) -> ApiResult<Found> {
-    Ok(found(state.app.update_group(&auth.ctx, p.id, cmd, if_match).await?, &auth.ctx))
+    Ok(found(
+        state
+            .app
+            .update_group(&auth.ctx, p.id, cmd, if_match)
+            .await?,
+        &auth.ctx,
+    ))
 }
 
 /// Delete a group.
 #[utoipa::path(delete, path = "/groups/{id}", tag = "groups", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_group(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>, IfMatch(m): IfMatch) -> ApiResult<StatusCode> {
+async fn delete_group(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+    IfMatch(m): IfMatch,
+) -> ApiResult<StatusCode> {
     delete(&state, &auth.ctx, PrincipalKind::Group, p.id, m).await
 }
 
 /// List a group's direct members (expired memberships show `active: false`).
 #[utoipa::path(get, path = "/groups/{id}/members", tag = "groups", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = Vec<MemberView>)))]
-async fn list_members(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Json<Vec<MemberView>>> {
+async fn list_members(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Json<Vec<MemberView>>> {
     let members = state.app.members(&auth.ctx, p.id).await?;
-    Ok(Json(members.into_iter().map(|m| MemberView::at(m, auth.ctx.now)).collect()))
+    Ok(Json(
+        members
+            .into_iter()
+            .map(|m| MemberView::at(m, auth.ctx.now))
+            .collect(),
+    ))
 }
 
 /// Add a member (a user, service account, agent or group), optionally until an expiry.
@@ -216,14 +310,21 @@ async fn add_member(
     JsonBody(cmd): JsonBody<AddMember>,
 ) -> ApiResult<(StatusCode, Json<MemberView>)> {
     let member = state.app.add_member(&auth.ctx, p.id, cmd).await?;
-    Ok((StatusCode::CREATED, Json(MemberView::at(member, auth.ctx.now))))
+    Ok((
+        StatusCode::CREATED,
+        Json(MemberView::at(member, auth.ctx.now)),
+    ))
 }
 
 /// Remove a member (by id, `kind:name` or username).
 #[utoipa::path(delete, path = "/groups/{id}/members/{member}", tag = "groups",
     params(("tenant" = String, Path), ("id" = String, Path), ("member" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn remove_member(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<MemberParam>) -> ApiResult<StatusCode> {
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<MemberParam>,
+) -> ApiResult<StatusCode> {
     state.app.remove_member(&auth.ctx, p.id, &p.member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -231,22 +332,37 @@ async fn remove_member(State(state): State<AppState>, auth: Authed, PathParams(p
 /// List service accounts.
 #[utoipa::path(get, path = "/service-accounts", tag = "service accounts", params(("tenant" = String, Path), PrincipalQuery),
     responses((status = 200, body = List<PrincipalView>)))]
-async fn list_service_accounts(State(state): State<AppState>, auth: Authed, QueryParams(q): QueryParams<PrincipalQuery>) -> ApiResult<Json<List<PrincipalView>>> {
+async fn list_service_accounts(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryParams(q): QueryParams<PrincipalQuery>,
+) -> ApiResult<Json<List<PrincipalView>>> {
     list(&state, &auth.ctx, PrincipalKind::ServiceAccount, q).await
 }
 
 /// Create a service account (with an accountable owner and a purpose).
 #[utoipa::path(post, path = "/service-accounts", tag = "service accounts", params(("tenant" = String, Path)),
     request_body = CreateNonHuman, responses((status = 201, body = PrincipalView), (status = 422, body = Problem)))]
-async fn create_service_account(State(state): State<AppState>, auth: Authed, JsonBody(cmd): JsonBody<CreateNonHuman>) -> ApiResult<Created> {
-    let p = state.app.create_non_human(&auth.ctx, PrincipalKind::ServiceAccount, cmd).await?;
+async fn create_service_account(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(cmd): JsonBody<CreateNonHuman>,
+) -> ApiResult<Created> {
+    let p = state
+        .app
+        .create_non_human(&auth.ctx, PrincipalKind::ServiceAccount, cmd)
+        .await?;
     Ok(created(p, &auth.ctx))
 }
 
 /// Read a service account.
 #[utoipa::path(get, path = "/service-accounts/{id}", tag = "service accounts", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_service_account(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Found> {
+async fn get_service_account(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Found> {
     get(&state, &auth.ctx, PrincipalKind::ServiceAccount, p.id).await
 }
 
@@ -260,36 +376,65 @@ async fn update_service_account(
     IfMatch(if_match): IfMatch,
     JsonBody(cmd): JsonBody<UpdateNonHuman>,
 ) -> ApiResult<Found> {
-    let updated = state.app.update_non_human(&auth.ctx, PrincipalKind::ServiceAccount, p.id, cmd, if_match).await?;
+    let updated = state
+        .app
+        .update_non_human(
+            &auth.ctx,
+            PrincipalKind::ServiceAccount,
+            p.id,
+            cmd,
+            if_match,
+        )
+        .await?;
     Ok(found(updated, &auth.ctx))
 }
 
 /// Delete a service account.
 #[utoipa::path(delete, path = "/service-accounts/{id}", tag = "service accounts", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_service_account(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>, IfMatch(m): IfMatch) -> ApiResult<StatusCode> {
+async fn delete_service_account(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+    IfMatch(m): IfMatch,
+) -> ApiResult<StatusCode> {
     delete(&state, &auth.ctx, PrincipalKind::ServiceAccount, p.id, m).await
 }
 
 /// List AI agents.
 #[utoipa::path(get, path = "/agents", tag = "agents", params(("tenant" = String, Path), PrincipalQuery),
     responses((status = 200, body = List<PrincipalView>)))]
-async fn list_agents(State(state): State<AppState>, auth: Authed, QueryParams(q): QueryParams<PrincipalQuery>) -> ApiResult<Json<List<PrincipalView>>> {
+async fn list_agents(
+    State(state): State<AppState>,
+    auth: Authed,
+    QueryParams(q): QueryParams<PrincipalQuery>,
+) -> ApiResult<Json<List<PrincipalView>>> {
     list(&state, &auth.ctx, PrincipalKind::Agent, q).await
 }
 
 /// Create an AI agent (with an accountable owner and a purpose).
 #[utoipa::path(post, path = "/agents", tag = "agents", params(("tenant" = String, Path)),
     request_body = CreateNonHuman, responses((status = 201, body = PrincipalView), (status = 422, body = Problem)))]
-async fn create_agent(State(state): State<AppState>, auth: Authed, JsonBody(cmd): JsonBody<CreateNonHuman>) -> ApiResult<Created> {
-    let p = state.app.create_non_human(&auth.ctx, PrincipalKind::Agent, cmd).await?;
+async fn create_agent(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(cmd): JsonBody<CreateNonHuman>,
+) -> ApiResult<Created> {
+    let p = state
+        .app
+        .create_non_human(&auth.ctx, PrincipalKind::Agent, cmd)
+        .await?;
     Ok(created(p, &auth.ctx))
 }
 
 /// Read an agent.
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_agent(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>) -> ApiResult<Found> {
+async fn get_agent(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+) -> ApiResult<Found> {
     get(&state, &auth.ctx, PrincipalKind::Agent, p.id).await
 }
 
@@ -303,13 +448,21 @@ async fn update_agent(
     IfMatch(if_match): IfMatch,
     JsonBody(cmd): JsonBody<UpdateNonHuman>,
 ) -> ApiResult<Found> {
-    let updated = state.app.update_non_human(&auth.ctx, PrincipalKind::Agent, p.id, cmd, if_match).await?;
+    let updated = state
+        .app
+        .update_non_human(&auth.ctx, PrincipalKind::Agent, p.id, cmd, if_match)
+        .await?;
     Ok(found(updated, &auth.ctx))
 }
 
 /// Delete an agent.
 #[utoipa::path(delete, path = "/agents/{id}", tag = "agents", params(("tenant" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_agent(State(state): State<AppState>, auth: Authed, PathParams(p): PathParams<IdParam>, IfMatch(m): IfMatch) -> ApiResult<StatusCode> {
+async fn delete_agent(
+    State(state): State<AppState>,
+    auth: Authed,
+    PathParams(p): PathParams<IdParam>,
+    IfMatch(m): IfMatch,
+) -> ApiResult<StatusCode> {
     delete(&state, &auth.ctx, PrincipalKind::Agent, p.id, m).await
 }

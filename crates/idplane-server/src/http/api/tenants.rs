@@ -28,7 +28,11 @@ async fn list_tenants(
     QueryParams(params): QueryParams<PageParams>,
 ) -> ApiResult<Json<List<TenantView>>> {
     let page = state.app.tenants(&params.page()).await?;
-    Ok(Json(List::from_page(page, |t| t.name.clone(), TenantView::from)))
+    Ok(Json(List::from_page(
+        page,
+        |t| t.name.clone(),
+        TenantView::from,
+    )))
 }
 
 /// Create a tenant.
@@ -40,7 +44,11 @@ async fn create_tenant(
     JsonBody(cmd): JsonBody<CreateTenant>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<TenantView>)> {
     let tenant = state.app.create_tenant(&auth.ctx, cmd).await?;
-    Ok((StatusCode::CREATED, etag_header(tenant.version), Json(tenant.into())))
+    Ok((
+        StatusCode::CREATED,
+        etag_header(tenant.version),
+        Json(tenant.into()),
+    ))
 }
 
 /// Read a tenant.
@@ -66,7 +74,10 @@ async fn update_tenant(
     IfMatch(if_match): IfMatch,
     JsonBody(cmd): JsonBody<UpdateTenant>,
 ) -> ApiResult<(HeaderMap, Json<TenantView>)> {
-    let tenant = state.app.update_tenant(&auth.ctx, &name, cmd, if_match).await?;
+    let tenant = state
+        .app
+        .update_tenant(&auth.ctx, &name, cmd, if_match)
+        .await?;
     Ok((etag_header(tenant.version), Json(tenant.into())))
 }
 

@@ -25,16 +25,28 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// List administrator tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(PageParams),
     responses((status = 200, body = List<TokenView>), (status = 403, body = Problem)))]
-async fn list_tokens(State(state): State<AppState>, _auth: GlobalAuthed, QueryParams(q): QueryParams<PageParams>) -> ApiResult<Json<List<TokenView>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    _auth: GlobalAuthed,
+    QueryParams(q): QueryParams<PageParams>,
+) -> ApiResult<Json<List<TokenView>>> {
     let page = state.app.tokens(&q.page()).await?;
-    Ok(Json(List::from_page(page, |t| t.stored.id.to_string(), TokenView::from)))
+    Ok(Json(List::from_page(
+        page,
+        |t| t.stored.id.to_string(),
+        TokenView::from,
+    )))
 }
 
 /// Issue a token: `read` scope unless asked, expiring (90 days by default).
 /// The secret is in the response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, body = IssuedTokenView), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn create_token(State(state): State<AppState>, auth: GlobalAuthed, JsonBody(cmd): JsonBody<CreateToken>) -> ApiResult<(StatusCode, Json<IssuedTokenView>)> {
+async fn create_token(
+    State(state): State<AppState>,
+    auth: GlobalAuthed,
+    JsonBody(cmd): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<IssuedTokenView>)> {
     let issued = state.app.issue_token(&auth.ctx, &auth.caller, cmd).await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
@@ -42,7 +54,11 @@ async fn create_token(State(state): State<AppState>, auth: GlobalAuthed, JsonBod
 /// Revoke a token; it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke_token(State(state): State<AppState>, auth: GlobalAuthed, PathParams(id): PathParams<TokenId>) -> ApiResult<StatusCode> {
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: GlobalAuthed,
+    PathParams(id): PathParams<TokenId>,
+) -> ApiResult<StatusCode> {
     state.app.revoke_token(&auth.ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -51,7 +67,14 @@ async fn revoke_token(State(state): State<AppState>, auth: GlobalAuthed, PathPar
 /// first administrator and an admin token.
 #[utoipa::path(post, path = "/api/v1/bootstrap", tag = "tokens", request_body = CompleteBootstrap,
     responses((status = 201, body = IssuedTokenView), (status = 401, body = Problem), (status = 403, body = Problem)))]
-async fn bootstrap(State(state): State<AppState>, auth: AnyCaller, JsonBody(cmd): JsonBody<CompleteBootstrap>) -> ApiResult<(StatusCode, Json<IssuedTokenView>)> {
-    let issued = state.app.complete_bootstrap(&auth.caller, auth.meta, cmd).await?;
+async fn bootstrap(
+    State(state): State<AppState>,
+    auth: AnyCaller,
+    JsonBody(cmd): JsonBody<CompleteBootstrap>,
+) -> ApiResult<(StatusCode, Json<IssuedTokenView>)> {
+    let issued = state
+        .app
+        .complete_bootstrap(&auth.caller, auth.meta, cmd)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }

@@ -1,0 +1,296 @@
+//! End to end: the `idplane` CLI commands against a real `idplane serve --dev`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_idplane");
+
+/// How long the server may take to answer `/healthz`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A dev-mode server, killed (and its data directory removed) on drop.
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free local port: bound, read and released.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Server {
+    async fn start() -> Self {
+        let token = "cli-test-root-token".to_owned();
+        let http = reqwest::Client::new();
+        let mut last_log = String::new();
+        // Another process may take the port between picking and binding it:
+        // then the server exits, and we try again on another one.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+            let child = Command::new(BIN)
+                .args(["serve", "--dev", "--dev-root-token", &token])
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data")
+                .arg(dir.path().join("data"))
+                .env_remove("IDPLANE_DATABASE_URL")
+                .env_remove("IDPLANE_CONFIG")
+                .env("IDPLANE_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let mut server = Server {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+                token: token.clone(),
+                dir,
+            };
+            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+            while server.child.try_wait().unwrap().is_none() {
+                let health = http.get(format!("{}/healthz", server.base)).send().await;
+                if health.is_ok_and(|r| r.status().is_success()) {
+                    return server;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the server did not become healthy: {}",
+                    server.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            last_log = server.log();
+        }
+        panic!("the server did not start: {last_log}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `idplane ARGS` as a client of this server.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("IDPLANE_SERVER", &self.base)
+            .env("IDPLANE_TOKEN", &self.token)
+            .env_remove("IDPLANE_TENANT")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        check(self.command(args).output().unwrap(), args)
+    }
+
+    /// Runs a command that must fail; its standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "`idplane {}` succeeded",
+            args.join(" ")
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs a command with `input` on standard input; its standard output.
+    fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        check(child.wait_with_output().unwrap(), args)
+    }
+
+    /// Writes `text` to a file in the server's directory; its path.
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+fn check(out: Output, args: &[&str]) -> String {
+    assert!(
+        out.status.success(),
+        "`idplane {}` failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn users_are_created_listed_and_refused_with_one_line() {
+    let server = Server::start().await;
+    let created = server.ok(&[
+        "user",
+        "create",
+        "alice",
+        "--email",
+        "Alice@Example.com",
+        "--attr",
+        "team=core",
+    ]);
+    assert!(created.contains("alice@example.com"), "{created}");
+    server.ok(&["user", "create", "bob"]);
+
+    let table = server.ok(&["user", "list"]);
+    assert!(table.starts_with("USERNAME"), "{table}");
+    assert!(table.contains("alice") && table.contains("bob"), "{table}");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&server.ok(&["user", "list", "--json", "--limit", "1"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let alice: serde_json::Value =
+        serde_json::from_str(&server.ok(&["user", "get", "alice", "--json"])).unwrap();
+    assert_eq!(alice["attributes"]["team"], "core");
+
+    let error = server.fails(&["user", "create", "alice"]);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(error.contains("409"), "{error}");
+    let error = server.fails(&["user", "get", "nobody"]);
+    assert!(error.contains("no user named `nobody`"), "{error}");
+}
+
+#[tokio::test]
+async fn groups_roles_and_effective_access() {
+    let server = Server::start().await;
+    server.ok(&["user", "create", "alice"]);
+    server.ok(&["group", "create", "eng"]);
+    server.ok(&["group", "add-member", "eng", "alice", "--expires", "4h"]);
+    let members = server.ok(&["group", "members", "eng"]);
+    assert!(members.contains("alice"), "{members}");
+    server.ok(&[
+        "role",
+        "create",
+        "payroll-reader",
+        "--entitlement",
+        "payroll:read",
+    ]);
+    server.ok(&["role", "assign", "payroll-reader", "group:eng"]);
+    let access = server.ok(&["user", "access", "alice"]);
+    assert!(
+        access.contains("payroll-reader") && access.contains("group:eng"),
+        "{access}"
+    );
+    assert!(
+        access.contains("payroll") && access.contains("read"),
+        "{access}"
+    );
+
+    let assignments: serde_json::Value =
+        serde_json::from_str(&server.ok(&["role", "assignments", "--json"])).unwrap();
+    let id = assignments[0]["id"].as_str().unwrap();
+    server.ok(&["role", "unassign", id]);
+    server.ok(&["group", "remove-member", "eng", "alice"]);
+    let access = server.ok(&["user", "access", "alice", "--json"]);
+    assert!(!access.contains("payroll"), "{access}");
+}
+
+const DESIRED: &str = r#"
+tenants:
+  - name: default
+    users:
+      - {username: alice, email: alice@example.com}
+      - {username: bob}
+      - {username: carol, user_type: contractor, end_date: "2099-01-01T00:00:00Z", sponsor: alice}
+    groups:
+      - {name: eng, members: [alice, "group:sre", {member: carol, expires_at: "2099-01-01T00:00:00Z"}]}
+      - {name: sre, members: ["service_account:ci"]}
+    roles:
+      - {name: payroll-reader, entitlements: ["payroll:read"]}
+    assignments:
+      - {role: payroll-reader, principal: "group:eng"}
+    service_accounts:
+      - {name: ci, owner: alice, purpose: deploys}
+  - name: acme
+    users:
+      - {username: wile}
+"#;
+
+#[tokio::test]
+async fn apply_is_idempotent_and_export_round_trips() {
+    let server = Server::start().await;
+    let file = server.file("desired.yaml", DESIRED);
+
+    let plan = server.ok(&["apply", "--dry-run", &file]);
+    assert!(plan.contains("+ user alice\n"), "{plan}");
+    assert!(
+        server.ok(&["user", "list", "--json"]).trim() == "[]",
+        "--dry-run changed something"
+    );
+
+    let applied = server.ok(&["apply", &file]);
+    for line in [
+        "+ tenant acme",
+        "+ user carol",
+        "+ member group:sre of group eng",
+        "+ assignment payroll-reader to group:eng",
+        "+ user wile (tenant acme)",
+    ] {
+        assert!(applied.contains(line), "{line} missing from:\n{applied}");
+    }
+    assert_eq!(server.ok(&["apply", &file]).trim(), "no changes");
+
+    let exported = server.ok(&["export"]);
+    assert!(exported.contains("sponsor: alice"), "{exported}");
+    assert_eq!(
+        server.ok_with_input(&["apply", "-"], &exported).trim(),
+        "no changes"
+    );
+    assert_eq!(
+        server
+            .ok_with_input(&["apply", "--prune", "-"], &exported)
+            .trim(),
+        "no changes"
+    );
+
+    // Without --prune nothing is deleted; with it, what the file lacks is.
+    let smaller = server.file(
+        "smaller.yaml",
+        &DESIRED.replace("      - {username: bob}\n", ""),
+    );
+    assert_eq!(server.ok(&["apply", &smaller]).trim(), "no changes");
+    let pruned = server.ok(&["apply", "--prune", &smaller]);
+    assert!(pruned.contains("- user bob"), "{pruned}");
+    assert!(!server.ok(&["user", "list"]).contains("bob"));
+    assert_eq!(
+        server.ok(&["apply", "--prune", &smaller]).trim(),
+        "no changes"
+    );
+}
