@@ -329,140 +329,93 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List service accounts.
-#[utoipa::path(get, path = "/service-accounts", tag = "service accounts", params(("tenant" = String, Path), PrincipalQuery),
-    responses((status = 200, body = List<PrincipalView>)))]
-async fn list_service_accounts(
-    State(state): State<AppState>,
-    auth: Authed,
-    QueryParams(q): QueryParams<PrincipalQuery>,
-) -> ApiResult<Json<List<PrincipalView>>> {
-    list(&state, &auth.ctx, PrincipalKind::ServiceAccount, q).await
+/// The five handlers of a non-human kind (service accounts, agents): the
+/// same API over a different kind, named apart for the OpenAPI document.
+macro_rules! non_human_handlers {
+    ($kind:expr, $tag:literal, $collection:literal, $item:literal,
+     $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+        /// List principals of this kind.
+        #[utoipa::path(get, path = $collection, tag = $tag, params(("tenant" = String, Path), PrincipalQuery),
+            responses((status = 200, body = List<PrincipalView>)))]
+        async fn $list(
+            State(state): State<AppState>,
+            auth: Authed,
+            QueryParams(q): QueryParams<PrincipalQuery>,
+        ) -> ApiResult<Json<List<PrincipalView>>> {
+            list(&state, &auth.ctx, $kind, q).await
+        }
+
+        /// Create one, with an accountable owner and a purpose.
+        #[utoipa::path(post, path = $collection, tag = $tag, params(("tenant" = String, Path)),
+            request_body = CreateNonHuman, responses((status = 201, body = PrincipalView), (status = 422, body = Problem)))]
+        async fn $create(
+            State(state): State<AppState>,
+            auth: Authed,
+            JsonBody(cmd): JsonBody<CreateNonHuman>,
+        ) -> ApiResult<Created> {
+            let p = state.app.create_non_human(&auth.ctx, $kind, cmd).await?;
+            Ok(created(p, &auth.ctx))
+        }
+
+        /// Read one.
+        #[utoipa::path(get, path = $item, tag = $tag, params(("tenant" = String, Path), ("id" = String, Path)),
+            responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
+        async fn $get(
+            State(state): State<AppState>,
+            auth: Authed,
+            PathParams(p): PathParams<IdParam>,
+        ) -> ApiResult<Found> {
+            get(&state, &auth.ctx, $kind, p.id).await
+        }
+
+        /// Change one (JSON Merge Patch; If-Match for optimistic concurrency).
+        #[utoipa::path(patch, path = $item, tag = $tag, params(("tenant" = String, Path), ("id" = String, Path)),
+            request_body = UpdateNonHuman, responses((status = 200, body = PrincipalView), (status = 412, body = Problem)))]
+        async fn $update(
+            State(state): State<AppState>,
+            auth: Authed,
+            PathParams(p): PathParams<IdParam>,
+            IfMatch(if_match): IfMatch,
+            JsonBody(cmd): JsonBody<UpdateNonHuman>,
+        ) -> ApiResult<Found> {
+            let updated = state.app.update_non_human(&auth.ctx, $kind, p.id, cmd, if_match).await?;
+            Ok(found(updated, &auth.ctx))
+        }
+
+        /// Delete one.
+        #[utoipa::path(delete, path = $item, tag = $tag, params(("tenant" = String, Path), ("id" = String, Path)),
+            responses((status = 204), (status = 404, body = Problem)))]
+        async fn $delete(
+            State(state): State<AppState>,
+            auth: Authed,
+            PathParams(p): PathParams<IdParam>,
+            IfMatch(m): IfMatch,
+        ) -> ApiResult<StatusCode> {
+            delete(&state, &auth.ctx, $kind, p.id, m).await
+        }
+    };
 }
 
-/// Create a service account (with an accountable owner and a purpose).
-#[utoipa::path(post, path = "/service-accounts", tag = "service accounts", params(("tenant" = String, Path)),
-    request_body = CreateNonHuman, responses((status = 201, body = PrincipalView), (status = 422, body = Problem)))]
-async fn create_service_account(
-    State(state): State<AppState>,
-    auth: Authed,
-    JsonBody(cmd): JsonBody<CreateNonHuman>,
-) -> ApiResult<Created> {
-    let p = state
-        .app
-        .create_non_human(&auth.ctx, PrincipalKind::ServiceAccount, cmd)
-        .await?;
-    Ok(created(p, &auth.ctx))
-}
+non_human_handlers!(
+    PrincipalKind::ServiceAccount,
+    "service accounts",
+    "/service-accounts",
+    "/service-accounts/{id}",
+    list_service_accounts,
+    create_service_account,
+    get_service_account,
+    update_service_account,
+    delete_service_account
+);
 
-/// Read a service account.
-#[utoipa::path(get, path = "/service-accounts/{id}", tag = "service accounts", params(("tenant" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_service_account(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-) -> ApiResult<Found> {
-    get(&state, &auth.ctx, PrincipalKind::ServiceAccount, p.id).await
-}
-
-/// Change a service account.
-#[utoipa::path(patch, path = "/service-accounts/{id}", tag = "service accounts", params(("tenant" = String, Path), ("id" = String, Path)),
-    request_body = UpdateNonHuman, responses((status = 200, body = PrincipalView), (status = 412, body = Problem)))]
-async fn update_service_account(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-    IfMatch(if_match): IfMatch,
-    JsonBody(cmd): JsonBody<UpdateNonHuman>,
-) -> ApiResult<Found> {
-    let updated = state
-        .app
-        .update_non_human(
-            &auth.ctx,
-            PrincipalKind::ServiceAccount,
-            p.id,
-            cmd,
-            if_match,
-        )
-        .await?;
-    Ok(found(updated, &auth.ctx))
-}
-
-/// Delete a service account.
-#[utoipa::path(delete, path = "/service-accounts/{id}", tag = "service accounts", params(("tenant" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_service_account(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-    IfMatch(m): IfMatch,
-) -> ApiResult<StatusCode> {
-    delete(&state, &auth.ctx, PrincipalKind::ServiceAccount, p.id, m).await
-}
-
-/// List AI agents.
-#[utoipa::path(get, path = "/agents", tag = "agents", params(("tenant" = String, Path), PrincipalQuery),
-    responses((status = 200, body = List<PrincipalView>)))]
-async fn list_agents(
-    State(state): State<AppState>,
-    auth: Authed,
-    QueryParams(q): QueryParams<PrincipalQuery>,
-) -> ApiResult<Json<List<PrincipalView>>> {
-    list(&state, &auth.ctx, PrincipalKind::Agent, q).await
-}
-
-/// Create an AI agent (with an accountable owner and a purpose).
-#[utoipa::path(post, path = "/agents", tag = "agents", params(("tenant" = String, Path)),
-    request_body = CreateNonHuman, responses((status = 201, body = PrincipalView), (status = 422, body = Problem)))]
-async fn create_agent(
-    State(state): State<AppState>,
-    auth: Authed,
-    JsonBody(cmd): JsonBody<CreateNonHuman>,
-) -> ApiResult<Created> {
-    let p = state
-        .app
-        .create_non_human(&auth.ctx, PrincipalKind::Agent, cmd)
-        .await?;
-    Ok(created(p, &auth.ctx))
-}
-
-/// Read an agent.
-#[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("tenant" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = PrincipalView), (status = 404, body = Problem)))]
-async fn get_agent(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-) -> ApiResult<Found> {
-    get(&state, &auth.ctx, PrincipalKind::Agent, p.id).await
-}
-
-/// Change an agent.
-#[utoipa::path(patch, path = "/agents/{id}", tag = "agents", params(("tenant" = String, Path), ("id" = String, Path)),
-    request_body = UpdateNonHuman, responses((status = 200, body = PrincipalView), (status = 412, body = Problem)))]
-async fn update_agent(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-    IfMatch(if_match): IfMatch,
-    JsonBody(cmd): JsonBody<UpdateNonHuman>,
-) -> ApiResult<Found> {
-    let updated = state
-        .app
-        .update_non_human(&auth.ctx, PrincipalKind::Agent, p.id, cmd, if_match)
-        .await?;
-    Ok(found(updated, &auth.ctx))
-}
-
-/// Delete an agent.
-#[utoipa::path(delete, path = "/agents/{id}", tag = "agents", params(("tenant" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_agent(
-    State(state): State<AppState>,
-    auth: Authed,
-    PathParams(p): PathParams<IdParam>,
-    IfMatch(m): IfMatch,
-) -> ApiResult<StatusCode> {
-    delete(&state, &auth.ctx, PrincipalKind::Agent, p.id, m).await
-}
+non_human_handlers!(
+    PrincipalKind::Agent,
+    "agents",
+    "/agents",
+    "/agents/{id}",
+    list_agents,
+    create_agent,
+    get_agent,
+    update_agent,
+    delete_agent
+);
