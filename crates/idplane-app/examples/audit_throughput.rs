@@ -33,7 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let store = Store::open(&url, &options).await?;
-    let app = App::start(store, Arc::new(SystemClock), Keyring::ephemeral()?).await?;
+    let app = App::start(
+        store,
+        Arc::new(SystemClock),
+        Keyring::ephemeral()?,
+        Default::default(),
+    )
+    .await?;
     let tenant = app.default_tenant_id().await?;
     let ctx = app.ctx(tenant, Actor::System, RequestMeta::default());
 

@@ -17,6 +17,8 @@ pub enum AppError {
     VersionMismatch { current: i64 },
     #[error("authentication failed")]
     Unauthenticated,
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("internal error")]

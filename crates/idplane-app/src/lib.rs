@@ -6,6 +6,7 @@
 //! formats into these calls and [`AppError`] into each protocol's errors.
 
 pub mod audit;
+pub mod authn;
 pub mod directory;
 pub mod error;
 pub mod field;
@@ -39,12 +40,35 @@ struct Inner {
     clock: Arc<dyn Clock>,
     keyring: Keyring,
     audit: AuditWriter,
+    settings: AppSettings,
+    hasher: authn::password::Hasher,
+}
+
+/// Deployment settings the use cases need.
+#[derive(Clone, Debug)]
+pub struct AppSettings {
+    /// The public base URL of the default tenant, e.g. `https://id.example.com`.
+    /// Its host is the WebAuthn relying party id; the URL is the origin.
+    pub issuer: String,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://localhost:8080".to_owned(),
+        }
+    }
 }
 
 impl App {
     /// Builds the application over an opened store and makes sure the
     /// default tenant and the audit signing key exist.
-    pub async fn start(store: Store, clock: Arc<dyn Clock>, keyring: Keyring) -> Result<Self> {
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keyring: Keyring,
+        settings: AppSettings,
+    ) -> Result<Self> {
         let audit = AuditWriter::start(store.clone());
         let app = Self {
             inner: Arc::new(Inner {
@@ -52,6 +76,8 @@ impl App {
                 clock,
                 keyring,
                 audit,
+                settings,
+                hasher: authn::password::Hasher::default(),
             }),
         };
         app.ensure_default_tenant().await?;
@@ -67,6 +93,16 @@ impl App {
     /// The injected clock.
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// Deployment settings.
+    pub fn settings(&self) -> &AppSettings {
+        &self.inner.settings
+    }
+
+    /// The password hasher (bounded concurrency).
+    pub fn hasher(&self) -> &authn::password::Hasher {
+        &self.inner.hasher
     }
 
     /// The keyring.

@@ -32,9 +32,14 @@ impl Harness {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
         let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(store, clock.clone(), Keyring::ephemeral().unwrap())
-            .await
-            .unwrap();
+        let app = App::start(
+            store,
+            clock.clone(),
+            Keyring::ephemeral().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
         Self {
             app,
             clock,

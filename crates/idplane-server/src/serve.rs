@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use idplane_app::App;
 use idplane_app::keyring::Keyring;
+use idplane_app::{App, AppSettings};
 use idplane_core::SystemClock;
 use idplane_store::{Store, StoreOptions, redact_url};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -46,7 +46,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => Keyring::load_or_create(&config.data_dir.join("root.key")),
     }
     .map_err(|e| anyhow::anyhow!("root key: {e}"))?;
-    let app = App::start(store, Arc::new(SystemClock), keyring)
+    let settings = AppSettings {
+        issuer: config.issuer.clone(),
+    };
+    let app = App::start(store, Arc::new(SystemClock), keyring, settings)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
 

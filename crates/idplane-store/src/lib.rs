@@ -12,9 +12,14 @@
 //! record cannot be written.
 
 pub mod audit;
+pub mod ceremonies;
+pub mod credentials;
 pub mod keys;
+pub mod passkeys;
 pub mod principals;
 pub mod roles;
+pub mod sessions;
+pub mod settings;
 pub mod tenants;
 pub mod tokens;
 

@@ -83,6 +83,11 @@ impl From<AppError> for Problem {
                 e.to_string(),
             ),
             AppError::Unauthenticated => Problem::unauthenticated(),
+            e @ AppError::TooManyAttempts { .. } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                e.to_string(),
+            ),
             AppError::Forbidden(msg) => Problem::new(StatusCode::FORBIDDEN, "forbidden", msg),
             AppError::Internal(detail) => {
                 // The detail may name internals: log it, never return it.

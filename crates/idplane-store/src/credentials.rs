@@ -1,0 +1,1 @@
+//! Passwords, TOTP enrollments, recovery codes, email codes and sign-in throttling.
