@@ -15,6 +15,8 @@ pub enum Actor {
         token_id: TokenId,
         principal_id: Option<PrincipalId>,
     },
+    /// A person acting for themselves through a session (self-service).
+    User { principal_id: PrincipalId },
     /// The server itself (jobs, bootstrap, checkpoints).
     System,
     /// A caller that has not authenticated (failed authentication).
@@ -27,6 +29,7 @@ impl Actor {
         match self {
             Actor::Root => "root".to_owned(),
             Actor::Token { token_id, .. } => format!("token:{token_id}"),
+            Actor::User { principal_id } => format!("user:{principal_id}"),
             Actor::System => "system".to_owned(),
             Actor::Anonymous => "anonymous".to_owned(),
         }

@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod http;
 mod offline;
+mod pages;
 mod serve;
 
 use std::process::ExitCode;

@@ -3,8 +3,10 @@
 //! combines them.
 
 pub mod ceremony;
+pub mod login;
 pub mod passkeys;
 pub mod password;
+pub mod policy;
 pub mod recovery;
 pub mod sessions;
 pub mod throttle;

@@ -308,9 +308,19 @@ impl App {
                 current: current.version,
             });
         }
-        let event = AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
-            .with_details(json!({"changed": changed}));
-        tx.commit(event).await?;
+        let mut events = vec![
+            AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
+                .with_details(json!({"changed": changed})),
+        ];
+        if current.status == Status::Active && next.status != Status::Active {
+            // Suspension and deprovisioning take effect on running sessions too.
+            let ended = idplane_store::sessions::end_all(&mut tx, next.id, ctx.now).await?;
+            events.push(
+                AuditEvent::new(ctx, "session.end_all", Some(target(&next)))
+                    .with_details(json!({"ended": ended, "reason": next.status})),
+            );
+        }
+        tx.commit_all(events).await?;
         Ok(next)
     }
 

@@ -25,6 +25,18 @@ pub enum UserCommand {
     Delete { user: String },
     /// What a user may do now: groups, roles and entitlements.
     Access { user: String },
+    /// Set a password (temporary unless --permanent; random unless --password-stdin).
+    SetPassword(super::authn::SetPasswordArgs),
+    /// Remove a user's authenticator app, recovery codes and passkeys, and end their sessions.
+    ResetFactors { user: String },
+    /// Lift the sign-in back-off of a user's account.
+    Unlock { user: String },
+    /// A user's running sessions; `--end` ends them all.
+    Sessions {
+        user: String,
+        #[arg(long)]
+        end: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +297,10 @@ pub async fn user(api: &Api, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Delete { user } => delete(api, kind, &user).await,
         UserCommand::Access { user } => access(api, &user).await,
+        UserCommand::SetPassword(args) => super::authn::set_password(api, args).await,
+        UserCommand::ResetFactors { user } => super::authn::reset_factors(api, &user).await,
+        UserCommand::Unlock { user } => super::authn::unlock(api, &user).await,
+        UserCommand::Sessions { user, end } => super::authn::sessions(api, &user, end).await,
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod authn;
 mod declarative;
 mod directory;
 mod http;

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes(doc))
         .merge(api)
+        .merge(crate::pages::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

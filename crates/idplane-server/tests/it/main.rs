@@ -11,6 +11,7 @@
 mod access;
 mod audit;
 mod auth;
+mod authn;
 mod bad_input;
 mod bootstrap;
 mod crud;

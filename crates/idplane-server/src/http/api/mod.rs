@@ -6,6 +6,7 @@
 
 mod access;
 mod audit;
+mod authn;
 mod principals;
 mod roles;
 mod tenants;
@@ -62,6 +63,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(principals::routes())
         .merge(roles::routes())
         .merge(access::routes())
+        .merge(authn::routes())
         .merge(audit::routes())
 }
 

@@ -1,0 +1,386 @@
+//! `/login`: username and password, then a second factor or a password
+//! change when needed; or a passkey alone. `/logout`.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use idplane_app::AppError;
+use idplane_app::authn::login::{SecondFactor, SignInStep};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::web::{PageKit, SESSION, STEP};
+use super::{account, anonymous};
+use crate::http::AppState;
+use crate::http::extract::Meta;
+use crate::http::problem::Problem;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    nonce: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage<'a> {
+    csrf: &'a str,
+    failed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+struct ChangePasswordPage<'a> {
+    csrf: &'a str,
+    refused: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(super) struct MessagePage<'a> {
+    pub csrf: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub link: &'a str,
+    pub link_text: &'a str,
+}
+
+pub(super) fn render(
+    kit: &PageKit,
+    status: StatusCode,
+    page: &impl Template,
+    cookies: Vec<String>,
+) -> Response {
+    match page.render() {
+        Ok(html) => kit.html(status, html, cookies),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The page shown when a form's CSRF token is missing or wrong.
+pub(super) fn csrf_refused(kit: &PageKit) -> Response {
+    let page = MessagePage {
+        csrf: &kit.csrf,
+        title: "Please try again",
+        message: "The form expired or did not come from this site.",
+        link: "/login",
+        link_text: "Back",
+    };
+    render(kit, StatusCode::FORBIDDEN, &page, Vec::new())
+}
+
+fn login_page(
+    kit: &PageKit,
+    status: StatusCode,
+    username: &str,
+    error: Option<String>,
+) -> Response {
+    let page = LoginPage {
+        nonce: &kit.nonce,
+        csrf: &kit.csrf,
+        username,
+        error,
+    };
+    render(kit, status, &page, Vec::new())
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if account::signed_in(&state, &kit, &headers, meta)
+        .await?
+        .is_some()
+    {
+        return Ok(kit.redirect("/account", Vec::new()));
+    }
+    Ok(login_page(&kit, StatusCode::OK, "", None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+pub async fn password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, &form.csrf) {
+        return Ok(csrf_refused(&kit));
+    }
+    let ctx = anonymous(&state, meta).await?;
+    let replaces = kit.read(&headers, SESSION);
+    let step = state
+        .app
+        .sign_in_with_password(&ctx, &form.username, &form.password, replaces.as_deref())
+        .await;
+    Ok(match step {
+        Ok(step) => advance(&kit, step),
+        Err(e) => login_error(&kit, &form.username, e),
+    })
+}
+
+/// Where a sign-in step leads.
+fn advance(kit: &PageKit, step: SignInStep) -> Response {
+    match step {
+        SignInStep::Done(session) => kit.redirect(
+            "/account",
+            vec![kit.cookie(SESSION, &session.secret, None), kit.clear(STEP)],
+        ),
+        SignInStep::SecondFactor { handle, .. } => kit.redirect(
+            "/login/second-factor",
+            vec![kit.cookie(STEP, &handle, Some(300))],
+        ),
+        SignInStep::ChangePassword { handle, .. } => kit.redirect(
+            "/login/change-password",
+            vec![kit.cookie(STEP, &handle, Some(300))],
+        ),
+    }
+}
+
+/// The same message for every credential failure: no account enumeration.
+fn login_error(kit: &PageKit, username: &str, error: AppError) -> Response {
+    match error {
+        AppError::Unauthenticated => login_page(
+            kit,
+            StatusCode::OK,
+            username,
+            Some("Wrong username or password.".into()),
+        ),
+        e @ AppError::TooManyAttempts { .. } => login_page(
+            kit,
+            StatusCode::TOO_MANY_REQUESTS,
+            username,
+            Some(format!("{e}.")),
+        ),
+        other => {
+            let problem = Problem::from(other);
+            login_page(kit, StatusCode::OK, username, Some(problem.detail))
+        }
+    }
+}
+
+pub async fn show_second_factor(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let kit = PageKit::new(&state, &headers);
+    if kit.read(&headers, STEP).is_none() {
+        return kit.redirect("/login", Vec::new());
+    }
+    render(
+        &kit,
+        StatusCode::OK,
+        &SecondFactorPage {
+            csrf: &kit.csrf,
+            failed: false,
+        },
+        Vec::new(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecondFactorForm {
+    csrf: String,
+    method: String,
+    code: String,
+}
+
+pub async fn second_factor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    Form(form): Form<SecondFactorForm>,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, &form.csrf) {
+        return Ok(csrf_refused(&kit));
+    }
+    let Some(handle) = kit.read(&headers, STEP) else {
+        return Ok(kit.redirect("/login", Vec::new()));
+    };
+    let factor = if form.method == "recovery" {
+        SecondFactor::RecoveryCode
+    } else {
+        SecondFactor::Totp
+    };
+    let ctx = anonymous(&state, meta).await?;
+    let replaces = kit.read(&headers, SESSION);
+    let step = state
+        .app
+        .sign_in_second_factor(&ctx, &handle, factor, &form.code, replaces.as_deref())
+        .await;
+    Ok(match step {
+        Ok(SignInStep::SecondFactor { handle, failed }) => render(
+            &kit,
+            StatusCode::OK,
+            &SecondFactorPage {
+                csrf: &kit.csrf,
+                failed,
+            },
+            vec![kit.cookie(STEP, &handle, Some(300))],
+        ),
+        Ok(step) => advance(&kit, step),
+        Err(e) => login_error(&kit, "", e),
+    })
+}
+
+pub async fn show_change_password(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let kit = PageKit::new(&state, &headers);
+    if kit.read(&headers, STEP).is_none() {
+        return kit.redirect("/login", Vec::new());
+    }
+    render(
+        &kit,
+        StatusCode::OK,
+        &ChangePasswordPage {
+            csrf: &kit.csrf,
+            refused: None,
+        },
+        Vec::new(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewPasswordForm {
+    csrf: String,
+    password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    Form(form): Form<NewPasswordForm>,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, &form.csrf) {
+        return Ok(csrf_refused(&kit));
+    }
+    let Some(handle) = kit.read(&headers, STEP) else {
+        return Ok(kit.redirect("/login", Vec::new()));
+    };
+    let ctx = anonymous(&state, meta).await?;
+    let replaces = kit.read(&headers, SESSION);
+    let step = state
+        .app
+        .sign_in_change_password(&ctx, &handle, &form.password, replaces.as_deref())
+        .await;
+    Ok(match step {
+        Ok(SignInStep::ChangePassword { handle, refused }) => render(
+            &kit,
+            StatusCode::OK,
+            &ChangePasswordPage {
+                csrf: &kit.csrf,
+                refused,
+            },
+            vec![kit.cookie(STEP, &handle, Some(300))],
+        ),
+        Ok(step) => advance(&kit, step),
+        Err(e) => login_error(&kit, "", e),
+    })
+}
+
+/// Starts a passkey sign-in: the options for `navigator.credentials.get`.
+pub async fn passkey_options(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, csrf_header(&headers)) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "missing or wrong CSRF token",
+        ));
+    }
+    let ctx = anonymous(&state, meta).await?;
+    let (handle, options) = state.app.begin_passkey_sign_in(&ctx).await?;
+    Ok(Json(json!({"handle": handle, "options": options})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasskeyAssertion {
+    handle: String,
+    credential: Value,
+}
+
+/// Finishes a passkey sign-in and starts the session.
+pub async fn passkey(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    Json(body): Json<PasskeyAssertion>,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, csrf_header(&headers)) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "missing or wrong CSRF token",
+        ));
+    }
+    let ctx = anonymous(&state, meta).await?;
+    let replaces = kit.read(&headers, SESSION);
+    let step = state
+        .app
+        .sign_in_with_passkey(&ctx, &body.handle, body.credential, replaces.as_deref())
+        .await?;
+    let SignInStep::Done(session) = step else {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "passkey sign-in failed",
+        ));
+    };
+    let mut response = Json(json!({"redirect": "/account"})).into_response();
+    if let Ok(value) = kit.cookie(SESSION, &session.secret, None).parse() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+pub(super) fn csrf_header(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, Problem> {
+    let kit = PageKit::new(&state, &headers);
+    if !kit.check_csrf(&headers, &form.csrf) {
+        return Ok(csrf_refused(&kit));
+    }
+    if let Some(secret) = kit.read(&headers, SESSION) {
+        let ctx = anonymous(&state, meta).await?;
+        state.app.sign_out(&ctx, &secret).await?;
+    }
+    Ok(kit.redirect("/login", vec![kit.clear(SESSION), kit.clear(STEP)]))
+}
