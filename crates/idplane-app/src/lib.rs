@@ -50,12 +50,15 @@ pub struct AppSettings {
     /// The public base URL of the default tenant, e.g. `https://id.example.com`.
     /// Its host is the WebAuthn relying party id; the URL is the origin.
     pub issuer: String,
+    /// Where mail goes: the outbox (dev mode, tests, no SMTP configured) or SMTP.
+    pub mailer: authn::email::Mailer,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
         Self {
             issuer: "http://localhost:8080".to_owned(),
+            mailer: authn::email::Mailer::Outbox,
         }
     }
 }

@@ -60,7 +60,7 @@ impl Harness {
     }
 
     /// An anonymous sign-in context from `ip`, now.
-    async fn from_ip(&self, ip: &str) -> Ctx {
+    async fn visitor(&self, ip: &str) -> Ctx {
         let tenant = self.app.default_tenant_id().await.unwrap();
         self.app.ctx(
             tenant,
@@ -523,7 +523,7 @@ async fn every_failure_looks_the_same_but_is_audited_with_its_reason() {
     let h = Harness::new().await;
     let alice = h.user_with_password("alice").await;
     let bob = h.user("bob").await;
-    let ctx = h.from_ip("192.0.2.1").await;
+    let ctx = h.visitor("192.0.2.1").await;
 
     let check = h.app.check_password(&ctx, "ALICE", GOOD).await.unwrap();
     assert_eq!(check.principal.id, alice.id);
@@ -637,7 +637,7 @@ async fn a_temporary_password_must_be_changed() {
         actor: Actor::User {
             principal_id: alice.id,
         },
-        ..h.from_ip("192.0.2.5").await
+        ..h.visitor("192.0.2.5").await
     };
     unauthenticated(
         h.app
@@ -724,7 +724,7 @@ async fn hashes_with_old_parameters_are_upgraded_at_sign_in() {
 async fn five_failures_are_free_then_back_off_doubles_and_success_resets() {
     let h = Harness::new().await;
     let alice = h.user_with_password("alice").await;
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     for _ in 0..5 {
         unauthenticated(h.app.check_password(&ctx, "alice", OTHER_GOOD).await);
     }
@@ -741,21 +741,21 @@ async fn five_failures_are_free_then_back_off_doubles_and_success_resets() {
     assert_eq!(h.events("auth.password").await.len(), 5);
 
     h.advance(SignedDuration::from_secs(1));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     unauthenticated(h.app.check_password(&ctx, "alice", OTHER_GOOD).await);
     assert_eq!(
         throttled(h.app.check_password(&ctx, "alice", GOOD).await),
         2
     );
     h.advance(SignedDuration::from_millis(1500));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     // Rounded up to whole seconds.
     assert_eq!(
         throttled(h.app.check_password(&ctx, "alice", GOOD).await),
         1
     );
     h.advance(SignedDuration::from_millis(500));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     h.app.check_password(&ctx, "alice", GOOD).await.unwrap();
 
     // The success cleared the account: five free failures again.
@@ -765,22 +765,22 @@ async fn five_failures_are_free_then_back_off_doubles_and_success_resets() {
     throttled(h.app.check_password(&ctx, "alice", GOOD).await);
 
     // The same account from elsewhere is blocked too (the key is the account).
-    let elsewhere = h.from_ip("198.51.100.20").await;
+    let elsewhere = h.visitor("198.51.100.20").await;
     throttled(h.app.check_password(&elsewhere, "alice", GOOD).await);
 
     // The wait is capped at 15 minutes: never a permanent lockout.
     for _ in 0..30 {
         h.advance(SignedDuration::from_mins(15));
-        let ctx = h.from_ip("192.0.2.10").await;
+        let ctx = h.visitor("192.0.2.10").await;
         unauthenticated(h.app.check_password(&ctx, "alice", OTHER_GOOD).await);
     }
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     assert_eq!(
         throttled(h.app.check_password(&ctx, "alice", GOOD).await),
         900
     );
     h.advance(SignedDuration::from_mins(15));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     h.app.check_password(&ctx, "alice", GOOD).await.unwrap();
 }
 
@@ -818,7 +818,7 @@ async fn an_administrator_can_unlock_an_account() {
 async fn password_spraying_from_one_address_is_blocked() {
     let h = Harness::new().await;
     h.user_with_password("victim").await;
-    let sprayer = h.from_ip("203.0.113.66").await;
+    let sprayer = h.visitor("203.0.113.66").await;
     // One guess per account: no account key is anywhere near its limit.
     for i in 0..20 {
         unauthenticated(
@@ -838,11 +838,11 @@ async fn password_spraying_from_one_address_is_blocked() {
     // Even the right password from there waits.
     throttled(h.app.check_password(&sprayer, "victim", GOOD).await);
     // Other addresses are not affected, nor is the account.
-    let other = h.from_ip("192.0.2.77").await;
+    let other = h.visitor("192.0.2.77").await;
     h.app.check_password(&other, "victim", GOOD).await.unwrap();
     // A success does not clear the source.
     h.advance(SignedDuration::from_secs(1));
-    let sprayer = h.from_ip("203.0.113.66").await;
+    let sprayer = h.visitor("203.0.113.66").await;
     unauthenticated(h.app.check_password(&sprayer, "user99", GOOD).await);
     assert_eq!(
         throttled(h.app.check_password(&sprayer, "victim", GOOD).await),
@@ -856,7 +856,7 @@ async fn knowing_the_password_gives_no_extra_guesses_at_the_second_factor() {
     let alice = h.user_with_password("alice").await;
     let secret = h.enroll_totp(alice.id).await;
     h.advance(SignedDuration::from_mins(5));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     for _ in 0..5 {
         h.app.check_password(&ctx, "alice", GOOD).await.unwrap();
         unauthenticated(h.app.verify_totp(&ctx, alice.id, "000000").await);
@@ -865,13 +865,13 @@ async fn knowing_the_password_gives_no_extra_guesses_at_the_second_factor() {
     let code = code_at(&secret, h.now(), 0);
     assert_eq!(throttled(h.app.verify_totp(&ctx, alice.id, &code).await), 1);
     h.advance(SignedDuration::from_secs(1));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     h.app.check_password(&ctx, "alice", GOOD).await.unwrap();
     // The password cleared the account key but not the second-factor key.
     unauthenticated(h.app.verify_totp(&ctx, alice.id, "000000").await);
     throttled(h.app.verify_totp(&ctx, alice.id, &code).await);
     h.advance(SignedDuration::from_secs(2));
-    let ctx = h.from_ip("192.0.2.10").await;
+    let ctx = h.visitor("192.0.2.10").await;
     let code = code_at(&secret, h.now(), 0);
     h.app.verify_totp(&ctx, alice.id, &code).await.unwrap();
     // A second factor success clears it.

@@ -60,6 +60,7 @@ impl Harness {
             Keyring::ephemeral().unwrap(),
             idplane_app::AppSettings {
                 issuer: ORIGIN.into(),
+                ..Default::default()
             },
         )
         .await

@@ -1,60 +1,91 @@
-//! A small load generator for the admin API: creates users over HTTP with
-//! bounded concurrency and reports throughput and latency percentiles.
+//! A small load generator for idplane on loopback, with bounded request
+//! counts: it reports throughput and latency percentiles.
 //!
-//! `cargo run --release -p idplane-server --example loadgen -- URL TOKEN [USERS] [CONCURRENCY]`
-//! The loop is bounded by USERS; only loopback targets make sense here.
+//! `cargo run --release -p idplane-server --example loadgen -- URL TOKEN SCENARIO [COUNT] [CONCURRENCY]`
+//!
+//! Scenarios: `users` (user creations through the admin API), `signin`
+//! (password sign-ins through `/login`, one seeded user).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+const PASSWORD: &str = "load test passphrase that is long enough";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(base), Some(token)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: loadgen URL TOKEN [USERS] [CONCURRENCY]");
+    let (Some(base), Some(token), Some(scenario)) = (args.get(1), args.get(2), args.get(3)) else {
+        eprintln!("usage: loadgen URL TOKEN users|signin [COUNT] [CONCURRENCY]");
         std::process::exit(2);
     };
-    let users: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let concurrency: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let count: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let concurrency: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let base = base.trim_end_matches('/').to_owned();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let url = format!("{}/api/v1/users", base.trim_end_matches('/'));
     let run = uuid::Uuid::now_v7().simple().to_string();
+    let request: Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync> = match scenario
+        .as_str()
+    {
+        "users" => {
+            let (client, url, token, run) = (
+                client.clone(),
+                format!("{base}/api/v1/users"),
+                token.clone(),
+                run.clone(),
+            );
+            Arc::new(move |i| {
+                let body = serde_json::json!({"username": format!("load-{run}-{i}"), "email": format!("load{i}@example.com")});
+                client.post(&url).bearer_auth(&token).json(&body)
+            })
+        }
+        "signin" => {
+            let username = format!("signin-{run}");
+            seed_user(&client, &base, token, &username).await?;
+            // Any 43-character token: the double-submit check compares cookie and field.
+            let csrf = "loadgen-csrf-token-0123456789abcdefghijklmn";
+            let (client, url) = (client.clone(), format!("{base}/login"));
+            Arc::new(move |_| {
+                client
+                    .post(&url)
+                    .header("cookie", format!("idplane_csrf={csrf}"))
+                    .form(&[
+                        ("csrf", csrf),
+                        ("username", username.as_str()),
+                        ("password", PASSWORD),
+                    ])
+            })
+        }
+        other => {
+            eprintln!("unknown scenario `{other}`");
+            std::process::exit(2);
+        }
+    };
+    let expected = if scenario == "users" { 201 } else { 303 };
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, token, run, next) = (
-            client.clone(),
-            url.clone(),
-            token.clone(),
-            run.clone(),
-            next.clone(),
-        );
+        let (request, next) = (request.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= users {
+                if i >= count {
                     break;
                 }
-                let body = serde_json::json!({"username": format!("load-{run}-{i}"), "email": format!("load{i}@example.com")});
                 let sent = Instant::now();
-                let ok = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
+                let ok = request(i)
                     .send()
                     .await
-                    .map(|r| r.status().as_u16() == 201)
+                    .map(|r| r.status().as_u16() == expected)
                     .unwrap_or(false);
                 latencies.push(sent.elapsed());
-                if !ok {
-                    failures += 1;
-                }
+                failures += usize::from(!ok);
             }
             (latencies, failures)
         }));
@@ -75,10 +106,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_default()
     };
     println!(
-        "{users} user creations, concurrency {concurrency}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {failures} failed",
-        users as f64 / elapsed.as_secs_f64(),
+        "{scenario}: {count} requests, concurrency {concurrency}: {:.1}/s, p50 {:.2} ms, p99 {:.2} ms, {failures} failed",
+        count as f64 / elapsed.as_secs_f64(),
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
     );
+    Ok(())
+}
+
+/// Creates a user with a known password through the admin API.
+async fn seed_user(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    username: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let user: serde_json::Value = client
+        .post(format!("{base}/api/v1/users"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"username": username}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = user["id"].as_str().ok_or("no user id")?;
+    let status = client
+        .post(format!("{base}/api/v1/users/{id}/password"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"password": PASSWORD, "temporary": false}))
+        .send()
+        .await?
+        .status();
+    if !status.is_success() {
+        return Err(format!("setting the password failed: {status}").into());
+    }
     Ok(())
 }

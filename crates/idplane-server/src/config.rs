@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use idplane_app::authn::email::{Mailer, SmtpSettings};
 use serde::Deserialize;
 
 /// Flags of `idplane serve`.
@@ -64,6 +65,20 @@ struct FileConfig {
     database_url: Option<String>,
     log_format: Option<LogFormat>,
     checkpoint_interval: Option<String>,
+    smtp: Option<SmtpConfig>,
+}
+
+/// `[smtp]` in the configuration file. The password comes from
+/// `IDPLANE_SMTP_PASSWORD`, never from the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpConfig {
+    host: String,
+    port: Option<u16>,
+    username: Option<String>,
+    from: String,
+    /// STARTTLS on port 587 (default); `false` means TLS from the first byte (465).
+    starttls: Option<bool>,
 }
 
 /// Validated settings.
@@ -77,6 +92,8 @@ pub struct ServeConfig {
     pub root_token: Option<String>,
     pub log_format: LogFormat,
     pub checkpoint_interval: Duration,
+    /// Where mail goes: SMTP when configured (and not in dev mode), else the outbox.
+    pub mailer: Mailer,
     /// Keeps a dev-mode ephemeral directory alive until shutdown.
     pub _ephemeral: Option<tempfile::TempDir>,
 }
@@ -133,7 +150,23 @@ impl ServeConfig {
             (true, None) => Some(random_root_token()?),
             (false, _) => None,
         };
+        let mailer = match (args.dev, file.smtp) {
+            (false, Some(smtp)) => {
+                let starttls = smtp.starttls.unwrap_or(true);
+                Mailer::Smtp(SmtpSettings {
+                    host: smtp.host,
+                    port: smtp.port.unwrap_or(if starttls { 587 } else { 465 }),
+                    username: smtp.username,
+                    password: std::env::var("IDPLANE_SMTP_PASSWORD").ok(),
+                    from: smtp.from,
+                    starttls,
+                })
+            }
+            // Dev mode never sends mail to the network.
+            _ => Mailer::Outbox,
+        };
         Ok(Self {
+            mailer,
             listen,
             data_dir,
             issuer,

@@ -46,8 +46,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => Keyring::load_or_create(&config.data_dir.join("root.key")),
     }
     .map_err(|e| anyhow::anyhow!("root key: {e}"))?;
+    if matches!(config.mailer, idplane_app::authn::email::Mailer::Outbox) {
+        tracing::info!("mail goes to the outbox (GET /api/v1/outbox), not to the network");
+    }
     let settings = AppSettings {
         issuer: config.issuer.clone(),
+        mailer: config.mailer.clone(),
     };
     let app = App::start(store, Arc::new(SystemClock), keyring, settings)
         .await
@@ -60,6 +64,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(app.clone(), config.root_token.clone(), Some(metrics));
     let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
     let store_probe = tokio::spawn(probe_store(app.clone()));
+    let housekeeper = tokio::spawn(housekeeping(app.clone()));
     tracing::info!(
         listen = %config.listen, issuer = %config.issuer, dev = config.dev,
         startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
@@ -74,6 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: in-flight requests finished");
     checkpoints.abort();
     store_probe.abort();
+    housekeeper.abort();
     if let Err(e) = app.checkpoint_all().await {
         tracing::warn!(error = %e, "final audit checkpoint failed");
     }
@@ -118,6 +124,17 @@ async fn sign_checkpoints(app: App, every: std::time::Duration) {
         ticker.tick().await;
         if let Err(e) = app.checkpoint_all().await {
             tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+    }
+}
+
+/// Housekeeping every ten minutes (nothing depends on it for correctness).
+async fn housekeeping(app: App) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        ticker.tick().await;
+        if let Err(e) = app.purge_expired().await {
+            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
 }

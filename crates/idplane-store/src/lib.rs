@@ -15,6 +15,7 @@ pub mod audit;
 pub mod ceremonies;
 pub mod credentials;
 pub mod keys;
+pub mod mail;
 pub mod passkeys;
 pub mod principals;
 pub mod roles;

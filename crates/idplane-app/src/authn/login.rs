@@ -23,9 +23,14 @@ const CHANGE_PASSWORD: &str = "sign-in-change-password";
 pub enum SignInStep {
     /// Signed in.
     Done(Box<NewSession>),
-    /// A second factor is needed; present `handle` with it. `failed` says
-    /// the previous code was wrong.
-    SecondFactor { handle: String, failed: bool },
+    /// A second factor is needed; present `handle` with it. `factor` says
+    /// which (an authenticator app, or a code just sent by email); `failed`
+    /// says the previous code was wrong.
+    SecondFactor {
+        handle: String,
+        factor: SecondFactor,
+        failed: bool,
+    },
     /// The password is temporary and must be changed; present `handle`.
     /// `refused` says why the previous new password was not accepted.
     ChangePassword {
@@ -39,6 +44,7 @@ pub enum SignInStep {
 pub enum SecondFactor {
     Totp,
     RecoveryCode,
+    Email,
 }
 
 /// What the previous steps established.
@@ -88,7 +94,16 @@ impl App {
             self.record(event).await?;
             return Err(AppError::Forbidden(reason.to_owned()));
         }
-        if has_totp {
+        let factor = if has_totp {
+            Some(SecondFactor::Totp)
+        } else if check.principal.email.is_some() && self.auth_policy(ctx).await?.email_codes {
+            self.send_email_code(ctx, &self.settings().mailer, check.principal.id)
+                .await?;
+            Some(SecondFactor::Email)
+        } else {
+            None
+        };
+        if let Some(factor) = factor {
             let handle = self
                 .start_ceremony(
                     ctx,
@@ -100,6 +115,7 @@ impl App {
                 .await?;
             return Ok(SignInStep::SecondFactor {
                 handle,
+                factor,
                 failed: false,
             });
         }
@@ -107,7 +123,7 @@ impl App {
             .await
     }
 
-    /// Second step: a TOTP or recovery code. A wrong code gives a fresh
+    /// Second step: a TOTP, email or recovery code. A wrong code gives a fresh
     /// handle to try again (the throttle bounds how often).
     pub async fn sign_in_second_factor(
         &self,
@@ -123,6 +139,7 @@ impl App {
         let verified = match factor {
             SecondFactor::Totp => self.verify_totp(ctx, principal, code).await,
             SecondFactor::RecoveryCode => self.use_recovery_code(ctx, principal, code).await,
+            SecondFactor::Email => self.verify_email_code(ctx, principal, code).await,
         };
         match verified {
             Ok(()) => {}
@@ -132,6 +149,7 @@ impl App {
                     .await?;
                 return Ok(SignInStep::SecondFactor {
                     handle,
+                    factor,
                     failed: true,
                 });
             }

@@ -3,6 +3,7 @@
 //! combines them.
 
 pub mod ceremony;
+pub mod email;
 pub mod login;
 pub mod passkeys;
 pub mod password;
@@ -43,5 +44,29 @@ impl Amr {
             Amr::User => "user",
             Amr::Mfa => "mfa",
         }
+    }
+}
+
+impl crate::App {
+    /// Housekeeping: drops expired ceremonies and sign-in counters idle for a
+    /// day. Correctness never depends on it (both expire on read); it only
+    /// keeps the tables small. Returns how many rows went.
+    pub async fn purge_expired(&self) -> crate::Result<u64> {
+        let now = self.clock().now();
+        let ceremonies = idplane_store::ceremonies::purge_expired(self.store(), now).await?;
+        let tenant = self.default_tenant_id().await?;
+        let ctx = self.ctx(tenant, idplane_core::Actor::System, Default::default());
+        let mut tx = self.store().write().await?;
+        let counters = idplane_store::credentials::purge_throttles(
+            &mut tx,
+            now - jiff::SignedDuration::from_hours(24),
+        )
+        .await?;
+        if counters > 0 {
+            let event = idplane_core::audit::AuditEvent::new(&ctx, "auth.throttle.purge", None)
+                .with_details(serde_json::json!({"counters": counters}));
+            tx.commit(event).await?;
+        }
+        Ok(ceremonies + counters)
     }
 }

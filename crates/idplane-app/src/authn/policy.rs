@@ -23,6 +23,9 @@ pub struct AuthPolicy {
     /// Holders of these roles (directly or through groups) need a
     /// phishing-resistant factor: a passkey.
     pub phishing_resistant_roles: Vec<String>,
+    /// People without an authenticator app get a one-time code by email
+    /// as their second factor.
+    pub email_codes: bool,
 }
 
 /// How strongly a person must authenticate, weakest first.

@@ -15,10 +15,10 @@ use super::AppState;
 use super::extract::{Meta, TenantName};
 use super::problem::Problem;
 
-/// An authenticated caller acting in the addressed tenant; the caller is in
-/// `ctx.actor`.
+/// An authenticated caller acting in the addressed tenant.
 #[derive(Debug)]
 pub struct Authed {
+    pub caller: Caller,
     pub ctx: Ctx,
 }
 
@@ -99,8 +99,8 @@ where
         if !caller.may(tenant, is_write(&parts.method)) {
             return Err(forbidden(&caller));
         }
-        let ctx = state.app.ctx(tenant, caller.actor, meta.0);
-        Ok(Authed { ctx })
+        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta.0);
+        Ok(Authed { caller, ctx })
     }
 }
 

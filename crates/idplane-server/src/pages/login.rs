@@ -30,7 +30,16 @@ struct LoginPage<'a> {
 #[template(path = "second_factor.html")]
 struct SecondFactorPage<'a> {
     csrf: &'a str,
+    /// `totp` or `email`: which code the first form asks for.
+    method: &'a str,
     failed: bool,
+}
+
+fn method_name(factor: SecondFactor) -> &'static str {
+    match factor {
+        SecondFactor::Email => "email",
+        SecondFactor::Totp | SecondFactor::RecoveryCode => "totp",
+    }
 }
 
 #[derive(Template)]
@@ -143,8 +152,8 @@ fn advance(kit: &PageKit, step: SignInStep) -> Response {
             "/account",
             vec![kit.cookie(SESSION, &session.secret, None), kit.clear(STEP)],
         ),
-        SignInStep::SecondFactor { handle, .. } => kit.redirect(
-            "/login/second-factor",
+        SignInStep::SecondFactor { handle, factor, .. } => kit.redirect(
+            &format!("/login/second-factor?method={}", method_name(factor)),
             vec![kit.cookie(STEP, &handle, Some(300))],
         ),
         SignInStep::ChangePassword { handle, .. } => kit.redirect(
@@ -176,16 +185,32 @@ fn login_error(kit: &PageKit, username: &str, error: AppError) -> Response {
     }
 }
 
-pub async fn show_second_factor(State(state): State<AppState>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+pub struct MethodQuery {
+    method: Option<String>,
+}
+
+pub async fn show_second_factor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<MethodQuery>,
+) -> Response {
     let kit = PageKit::new(&state, &headers);
     if kit.read(&headers, STEP).is_none() {
         return kit.redirect("/login", Vec::new());
     }
+    // Only the two known values are reflected.
+    let method = if query.method.as_deref() == Some("email") {
+        "email"
+    } else {
+        "totp"
+    };
     render(
         &kit,
         StatusCode::OK,
         &SecondFactorPage {
             csrf: &kit.csrf,
+            method,
             failed: false,
         },
         Vec::new(),
@@ -212,10 +237,10 @@ pub async fn second_factor(
     let Some(handle) = kit.read(&headers, STEP) else {
         return Ok(kit.redirect("/login", Vec::new()));
     };
-    let factor = if form.method == "recovery" {
-        SecondFactor::RecoveryCode
-    } else {
-        SecondFactor::Totp
+    let factor = match form.method.as_str() {
+        "recovery" => SecondFactor::RecoveryCode,
+        "email" => SecondFactor::Email,
+        _ => SecondFactor::Totp,
     };
     let ctx = anonymous(&state, meta).await?;
     let replaces = kit.read(&headers, SESSION);
@@ -224,11 +249,16 @@ pub async fn second_factor(
         .sign_in_second_factor(&ctx, &handle, factor, &form.code, replaces.as_deref())
         .await;
     Ok(match step {
-        Ok(SignInStep::SecondFactor { handle, failed }) => render(
+        Ok(SignInStep::SecondFactor {
+            handle,
+            factor,
+            failed,
+        }) => render(
             &kit,
             StatusCode::OK,
             &SecondFactorPage {
                 csrf: &kit.csrf,
+                method: method_name(factor),
                 failed,
             },
             vec![kit.cookie(STEP, &handle, Some(300))],

@@ -276,7 +276,7 @@ async fn a_person_signs_in_enrolls_factors_and_uses_a_passkey_alone() {
 
     // The password now needs the second factor; a replayed code is refused.
     let (_, headers, _) = browser.sign_in("alice", PASSWORD).await;
-    assert_eq!(location(&headers), "/login/second-factor");
+    assert_eq!(location(&headers), "/login/second-factor?method=totp");
     let (_, _, page) = browser
         .form(
             "/login/second-factor",
@@ -400,4 +400,59 @@ async fn failures_look_alike_and_suspended_users_cannot_sign_in() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(message(&page), message(&wrong));
     assert!(browser.cookie("idplane_session").is_none());
+}
+
+#[tokio::test]
+async fn email_codes_are_a_second_factor_when_the_tenant_enables_them() {
+    let server = TestServer::dev().await;
+    let carol = server
+        .create(
+            "/api/v1/users",
+            json!({"username": "carol", "email": "carol@example.com"}),
+        )
+        .await;
+    let r = server
+        .req(
+            Method::POST,
+            &format!("/api/v1/users/{}/password", s(&carol["id"])),
+        )
+        .json(&json!({"password": PASSWORD, "temporary": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = server
+        .req(Method::PUT, "/api/v1/auth-policy")
+        .json(&json!({"email_codes": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let mut browser = Browser::new(&server);
+    let (_, headers, _) = browser.sign_in("carol", PASSWORD).await;
+    assert_eq!(location(&headers), "/login/second-factor?method=email");
+    let (_, _, page) = browser.get("/login/second-factor?method=email").await;
+    assert!(page.contains("We sent a 6-digit code"));
+    // Dev mode: the mail is in the outbox, not on the network.
+    let mails = server.get_json("/api/v1/outbox").await;
+    let mail = &mails[0];
+    assert_eq!(mail["recipient"], "carol@example.com");
+    let body = s(&mail["body"]);
+    let code: String = body
+        .split_whitespace()
+        .find(|w| w.len() == 6 && w.chars().all(|c| c.is_ascii_digit()))
+        .unwrap()
+        .to_owned();
+    let csrf = browser.csrf().await;
+    let (status, headers, _) = browser
+        .form(
+            "/login/second-factor",
+            &[("csrf", &csrf), ("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/account");
+    let (_, _, account) = browser.get("/account").await;
+    assert!(account.contains("urn:idplane:acr:mfa"));
 }

@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions, end_all_sessions))
         .routes(routes!(end_session))
         .routes(routes!(get_policy, put_policy))
+        .routes(routes!(outbox))
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,4 +194,52 @@ async fn put_policy(
     JsonBody(policy): JsonBody<AuthPolicy>,
 ) -> ApiResult<Json<AuthPolicy>> {
     Ok(Json(state.app.set_auth_policy(&auth.ctx, policy).await?))
+}
+
+/// A mail in the outbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailView {
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    #[schema(value_type = String)]
+    pub created_at: idplane_core::Timestamp,
+}
+
+/// Mail written to the outbox instead of being sent (dev mode, or no SMTP
+/// configured), newest first. It may hold sign-in codes: admin tokens only.
+#[utoipa::path(get, path = "/outbox", tag = "authentication", params(("tenant" = String, Path)),
+    responses((status = 200, body = Vec<MailView>), (status = 404, body = Problem)))]
+async fn outbox(State(state): State<AppState>, auth: Authed) -> ApiResult<Json<Vec<MailView>>> {
+    if auth.caller.scope != idplane_app::tokens::Scope::Admin {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the outbox holds sign-in codes: admin scope only",
+        ));
+    }
+    if !matches!(
+        state.app.settings().mailer,
+        idplane_app::authn::email::Mailer::Outbox
+    ) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "mail is sent by SMTP; there is no outbox",
+        ));
+    }
+    let mails = state.app.outbox(&auth.ctx, 100).await?;
+    Ok(Json(
+        mails
+            .into_iter()
+            .map(|m| MailView {
+                id: m.id.to_string(),
+                recipient: m.recipient,
+                subject: m.subject,
+                body: m.body,
+                created_at: m.created_at,
+            })
+            .collect(),
+    ))
 }
