@@ -221,3 +221,67 @@ mod tests {
         assert_eq!(acr_for(&[Amr::Swk]), acr::SINGLE_FACTOR);
     }
 }
+
+/// Whether a session is strong and fresh enough for a request that asks for
+/// class `wanted_acr` and authentication no older than `max_age` (step-up:
+/// when it is not, the person signs in again).
+pub fn meets(
+    session: &StoredSession,
+    wanted_acr: Option<&str>,
+    max_age: Option<SignedDuration>,
+    now: idplane_core::Timestamp,
+) -> bool {
+    let level = |acr: &str| match acr {
+        acr::PHISHING_RESISTANT => 2,
+        acr::MULTI_FACTOR => 1,
+        _ => 0,
+    };
+    let strong = wanted_acr.is_none_or(|wanted| level(&session.acr) >= level(wanted));
+    let fresh = max_age.is_none_or(|age| now < session.auth_time + age);
+    strong && fresh
+}
+
+#[cfg(test)]
+mod step_up_tests {
+    use super::*;
+
+    fn session(acr: &str, auth_time: idplane_core::Timestamp) -> StoredSession {
+        StoredSession {
+            id: "s".into(),
+            tenant_id: idplane_core::TenantId::generate(),
+            principal_id: idplane_core::PrincipalId::generate(),
+            amr: vec![],
+            acr: acr.into(),
+            auth_time,
+            created_at: auth_time,
+            last_seen_at: auth_time,
+            expires_at: auth_time + ABSOLUTE_TIMEOUT,
+            ended_at: None,
+            source_ip: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn step_up_is_needed_for_a_stronger_class_or_an_older_sign_in() {
+        let t: idplane_core::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let one_factor = session(acr::SINGLE_FACTOR, t);
+        assert!(meets(&one_factor, None, None, t));
+        assert!(!meets(&one_factor, Some(acr::MULTI_FACTOR), None, t));
+        let phr = session(acr::PHISHING_RESISTANT, t);
+        assert!(meets(&phr, Some(acr::MULTI_FACTOR), None, t));
+        let later = t + SignedDuration::from_mins(10);
+        assert!(!meets(
+            &phr,
+            None,
+            Some(SignedDuration::from_mins(5)),
+            later
+        ));
+        assert!(meets(
+            &phr,
+            None,
+            Some(SignedDuration::from_mins(15)),
+            later
+        ));
+    }
+}

@@ -8,10 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idplane_app::AppError;
 use idplane_app::authn::login::{SecondFactor, SignInStep};
+use idplane_app::authn::sessions::meets;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::web::{PageKit, SESSION, STEP};
+use super::web::{PageKit, RETURN, SESSION, STEP, local_path};
 use super::{account, anonymous};
 use crate::http::AppState;
 use crate::http::extract::Meta;
@@ -101,19 +102,44 @@ fn login_page(
     render(kit, status, &page, Vec::new())
 }
 
+/// What the page that sent the person here asks of the sign-in.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    /// A local path to return to afterwards.
+    return_to: Option<String>,
+    /// The class of authentication wanted (step-up), e.g. `urn:idplane:acr:mfa`.
+    acr: Option<String>,
+    /// The oldest acceptable sign-in, in seconds (`0`: sign in again).
+    max_age: Option<i64>,
+}
+
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: Meta,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
 ) -> Result<Response, Problem> {
     let kit = PageKit::new(&state, &headers);
-    if account::signed_in(&state, &kit, &headers, meta)
-        .await?
-        .is_some()
-    {
-        return Ok(kit.redirect("/account", Vec::new()));
+    let return_to = query.return_to.as_deref().and_then(local_path);
+    if let Some(me) = account::signed_in(&state, &kit, &headers, meta).await? {
+        let max_age = query
+            .max_age
+            .map(|s| jiff::SignedDuration::from_secs(s.max(0)));
+        if meets(&me.session, query.acr.as_deref(), max_age, me.ctx.now) {
+            return Ok(kit.redirect(return_to.unwrap_or("/account"), Vec::new()));
+        }
+        // Step-up: sign in again; the new session replaces this one.
     }
-    Ok(login_page(&kit, StatusCode::OK, "", None))
+    let cookies = return_to
+        .map(|path| vec![kit.cookie(RETURN, path, Some(600))])
+        .unwrap_or_default();
+    let page = LoginPage {
+        nonce: &kit.nonce,
+        csrf: &kit.csrf,
+        username: "",
+        error: None,
+    };
+    Ok(render(&kit, StatusCode::OK, &page, cookies))
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,17 +166,21 @@ pub async fn password(
         .sign_in_with_password(&ctx, &form.username, &form.password, replaces.as_deref())
         .await;
     Ok(match step {
-        Ok(step) => advance(&kit, step),
+        Ok(step) => advance(&kit, &headers, step),
         Err(e) => login_error(&kit, &form.username, e),
     })
 }
 
 /// Where a sign-in step leads.
-fn advance(kit: &PageKit, step: SignInStep) -> Response {
+fn advance(kit: &PageKit, headers: &HeaderMap, step: SignInStep) -> Response {
     match step {
         SignInStep::Done(session) => kit.redirect(
-            "/account",
-            vec![kit.cookie(SESSION, &session.secret, None), kit.clear(STEP)],
+            &return_target(kit, headers),
+            vec![
+                kit.cookie(SESSION, &session.secret, None),
+                kit.clear(STEP),
+                kit.clear(RETURN),
+            ],
         ),
         SignInStep::SecondFactor { handle, factor, .. } => kit.redirect(
             &format!("/login/second-factor?method={}", method_name(factor)),
@@ -165,6 +195,12 @@ fn advance(kit: &PageKit, step: SignInStep) -> Response {
 
 /// The same message for every credential failure: no account enumeration.
 fn login_error(kit: &PageKit, username: &str, error: AppError) -> Response {
+    let outcome = match &error {
+        AppError::Unauthenticated => "failed",
+        AppError::TooManyAttempts { .. } => "throttled",
+        _ => "refused",
+    };
+    metrics::counter!("idplane_sign_in_failures_total", "outcome" => outcome).increment(1);
     match error {
         AppError::Unauthenticated => login_page(
             kit,
@@ -263,7 +299,7 @@ pub async fn second_factor(
             },
             vec![kit.cookie(STEP, &handle, Some(300))],
         ),
-        Ok(step) => advance(&kit, step),
+        Ok(step) => advance(&kit, &headers, step),
         Err(e) => login_error(&kit, "", e),
     })
 }
@@ -319,7 +355,7 @@ pub async fn change_password(
             },
             vec![kit.cookie(STEP, &handle, Some(300))],
         ),
-        Ok(step) => advance(&kit, step),
+        Ok(step) => advance(&kit, &headers, step),
         Err(e) => login_error(&kit, "", e),
     })
 }
@@ -377,13 +413,22 @@ pub async fn passkey(
             "passkey sign-in failed",
         ));
     };
-    let mut response = Json(json!({"redirect": "/account"})).into_response();
+    let mut response = Json(json!({"redirect": return_target(&kit, &headers)})).into_response();
     if let Ok(value) = kit.cookie(SESSION, &session.secret, None).parse() {
         response
             .headers_mut()
             .append(axum::http::header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// Where a finished sign-in goes: the saved local path, or the account page.
+fn return_target(kit: &PageKit, headers: &HeaderMap) -> String {
+    kit.read(headers, RETURN)
+        .as_deref()
+        .and_then(local_path)
+        .unwrap_or("/account")
+        .to_owned()
 }
 
 pub(super) fn csrf_header(headers: &HeaderMap) -> &str {

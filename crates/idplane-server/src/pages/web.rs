@@ -17,6 +17,19 @@ pub const SESSION: &str = "idplane_session";
 pub const STEP: &str = "idplane_step";
 /// The CSRF double-submit cookie.
 pub const CSRF: &str = "idplane_csrf";
+/// Where to go after signing in (a local path), kept across the steps.
+pub const RETURN: &str = "idplane_return";
+
+/// A local path to return to after sign-in: absolute, on this origin (no
+/// scheme, no `//` host, no backslash tricks), or `None`.
+pub fn local_path(candidate: &str) -> Option<&str> {
+    let safe = candidate.starts_with('/')
+        && !candidate.starts_with("//")
+        && !candidate.contains('\\')
+        && !candidate.chars().any(char::is_control)
+        && candidate.len() <= 2048;
+    safe.then_some(candidate)
+}
 
 /// Per-response values for rendering a page.
 #[derive(Debug, Clone)]
@@ -164,6 +177,20 @@ fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_local_paths_are_return_targets() {
+        assert_eq!(local_path("/account"), Some("/account"));
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "account",
+            "/a\nb",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn cookies_are_read_by_exact_name() {

@@ -456,3 +456,95 @@ async fn email_codes_are_a_second_factor_when_the_tenant_enables_them() {
     let (_, _, account) = browser.get("/account").await;
     assert!(account.contains("urn:idplane:acr:mfa"));
 }
+
+#[tokio::test]
+async fn step_up_asks_again_and_return_targets_stay_local() {
+    let server = TestServer::dev().await;
+    user_with_password(&server, "dana").await;
+    let mut browser = Browser::new(&server);
+    // An outside target is ignored: no open redirect.
+    browser.get("/login?return_to=https://evil.example/x").await;
+    let (_, headers, _) = browser.sign_in("dana", PASSWORD).await;
+    assert_eq!(location(&headers), "/account");
+    // Signed in with one factor: a plain visit goes straight through...
+    let (_, headers, _) = browser.get("/login?return_to=/account%3Ftab%3D1").await;
+    assert_eq!(location(&headers), "/account?tab=1");
+    // ...but a request for a stronger class, or a fresher sign-in, asks again.
+    let (status, _, page) = browser.get("/login?acr=urn:idplane:acr:mfa").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Sign in"));
+    let (status, _, _) = browser.get("/login?max_age=0").await;
+    assert_eq!(status, StatusCode::OK);
+    // Signing in again replaces the session.
+    let before = browser.cookie("idplane_session").unwrap();
+    browser.get("/login?max_age=0&return_to=/account").await;
+    let (_, headers, _) = browser.sign_in("dana", PASSWORD).await;
+    assert_eq!(location(&headers), "/account");
+    assert_ne!(browser.cookie("idplane_session").unwrap(), before);
+    let mut old = Browser::new(&server);
+    old.set("idplane_session", &before);
+    let (_, headers, _) = old.get("/account").await;
+    assert_eq!(location(&headers), "/login", "the replaced session ended");
+}
+
+#[tokio::test]
+async fn every_form_refuses_a_missing_or_forged_csrf_token() {
+    let server = TestServer::dev().await;
+    user_with_password(&server, "erin").await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("erin", PASSWORD).await;
+    for path in [
+        "/login",
+        "/login/second-factor",
+        "/login/change-password",
+        "/logout",
+        "/account/password",
+        "/account/totp",
+        "/account/totp/confirm",
+        "/account/totp/remove",
+        "/account/recovery-codes",
+        "/account/passkeys/remove",
+        "/account/sessions/end",
+    ] {
+        let (status, _, _) = browser
+            .form(
+                path,
+                &[
+                    ("csrf", "forged-token"),
+                    ("code", "1"),
+                    ("id", "x"),
+                    ("current", "a"),
+                    ("new", "b"),
+                    ("password", "p"),
+                    ("username", "u"),
+                    ("method", "totp"),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    for path in [
+        "/login/passkey/options",
+        "/login/passkey",
+        "/account/passkeys/options",
+        "/account/passkeys",
+    ] {
+        let r = browser
+            .client
+            .post(server.url(path))
+            .header("cookie", browser.cookie_header())
+            .header("x-csrf-token", "forged")
+            .json(&json!({"handle": "h", "name": "n", "credential": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == StatusCode::FORBIDDEN,
+            "{path}: {}",
+            r.status()
+        );
+    }
+    // Still signed in: nothing above took effect.
+    let (status, _, _) = browser.get("/account").await;
+    assert_eq!(status, StatusCode::OK);
+}
