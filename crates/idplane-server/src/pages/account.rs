@@ -3,13 +3,14 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idplane_core::directory::Principal;
 use idplane_core::{Actor, Ctx, Timestamp};
 use idplane_store::sessions::StoredSession;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::login::{csrf_header, csrf_refused, render};
@@ -208,22 +209,54 @@ async fn account_page(
     Ok(render(kit, status, &page, Vec::new()))
 }
 
-/// Runs an account form: CSRF checked, the person signed in.
-async fn with_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    meta: Meta,
-    csrf: &str,
-) -> Result<Result<(PageKit, SignedIn), Response>, Problem> {
-    let kit = PageKit::new(state, headers);
-    if !kit.check_csrf(headers, csrf) {
-        return Ok(Err(csrf_refused(&kit)));
-    }
-    match signed_in(state, &kit, headers, meta).await? {
-        Some(me) => Ok(Ok((kit, me))),
-        None => Ok(Err(kit.redirect("/login", Vec::new()))),
+/// A form posted by a signed-in person, its CSRF token checked. Rejected
+/// with the page to show instead (a CSRF refusal, or the sign-in page).
+pub(super) struct AccountForm<T> {
+    kit: PageKit,
+    me: SignedIn,
+    form: T,
+}
+
+/// A form that carries a CSRF token.
+pub(super) trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+impl<T: DeserializeOwned + CsrfField + Send> FromRequest<AppState> for AccountForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let meta = Meta::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let kit = PageKit::new(state, &headers);
+        if !kit.check_csrf(&headers, form.csrf()) {
+            return Err(csrf_refused(&kit));
+        }
+        match signed_in(state, &kit, &headers, meta).await {
+            Ok(Some(me)) => Ok(Self { kit, me, form }),
+            Ok(None) => Err(kit.redirect("/login", Vec::new())),
+            Err(problem) => Err(problem.into_response()),
+        }
     }
 }
+
+macro_rules! csrf_field {
+    ($($form:ty),*) => {
+        $(impl CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
+csrf_field!(PasswordForm, CsrfForm, CodeForm, IdForm);
 
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
@@ -234,14 +267,8 @@ pub struct PasswordForm {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<PasswordForm>,
+    AccountForm { kit, me, form }: AccountForm<PasswordForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     match state
         .app
         .change_password(&me.ctx, me.principal.id, &form.current, &form.new)
@@ -268,14 +295,8 @@ pub struct CsrfForm {
 
 pub async fn begin_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<CsrfForm>,
+    AccountForm { kit, me, .. }: AccountForm<CsrfForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     totp_page(&state, &kit, &me, false).await
 }
 
@@ -303,14 +324,8 @@ pub struct CodeForm {
 
 pub async fn confirm_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<CodeForm>,
+    AccountForm { kit, me, form }: AccountForm<CodeForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     match state
         .app
         .confirm_totp(&me.ctx, me.principal.id, &form.code)
@@ -336,28 +351,16 @@ pub async fn confirm_totp(
 
 pub async fn remove_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<CsrfForm>,
+    AccountForm { kit, me, .. }: AccountForm<CsrfForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     state.app.remove_totp(&me.ctx, me.principal.id).await?;
     Ok(kit.redirect("/account?notice=totp-removed", Vec::new()))
 }
 
 pub async fn recovery_codes(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<CsrfForm>,
+    AccountForm { kit, me, .. }: AccountForm<CsrfForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     let codes = state
         .app
         .regenerate_recovery_codes(&me.ctx, me.principal.id)
@@ -444,14 +447,8 @@ pub struct IdForm {
 
 pub async fn remove_passkey(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<IdForm>,
+    AccountForm { kit, me, form }: AccountForm<IdForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     state
         .app
         .remove_passkey(&me.ctx, me.principal.id, &form.id)
@@ -461,14 +458,8 @@ pub async fn remove_passkey(
 
 pub async fn end_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    meta: Meta,
-    Form(form): Form<IdForm>,
+    AccountForm { kit, me, form }: AccountForm<IdForm>,
 ) -> Result<Response, Problem> {
-    let (kit, me) = match with_form(&state, &headers, meta, &form.csrf).await? {
-        Ok(ok) => ok,
-        Err(response) => return Ok(response),
-    };
     state
         .app
         .end_session(&me.ctx, &form.id, Some(me.principal.id))
