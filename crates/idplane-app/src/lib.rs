@@ -52,6 +52,9 @@ pub struct AppSettings {
     pub issuer: String,
     /// Where mail goes: the outbox (dev mode, tests, no SMTP configured) or SMTP.
     pub mailer: authn::email::Mailer,
+    /// Argon2id parameters `(memory KiB, iterations, lanes)`; `None` for
+    /// OWASP's (19456, 2, 1). Stored hashes are upgraded at the next sign-in.
+    pub password_hashing: Option<(u32, u32, u32)>,
 }
 
 impl Default for AppSettings {
@@ -59,6 +62,7 @@ impl Default for AppSettings {
         Self {
             issuer: "http://localhost:8080".to_owned(),
             mailer: authn::email::Mailer::Outbox,
+            password_hashing: None,
         }
     }
 }
@@ -72,6 +76,14 @@ impl App {
         keyring: Keyring,
         settings: AppSettings,
     ) -> Result<Self> {
+        let hasher = match settings.password_hashing {
+            Some((memory, iterations, lanes)) => {
+                let cores =
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+                authn::password::Hasher::new(memory, iterations, lanes, cores)?
+            }
+            None => authn::password::Hasher::default(),
+        };
         let audit = AuditWriter::start(store.clone());
         let app = Self {
             inner: Arc::new(Inner {
@@ -80,7 +92,7 @@ impl App {
                 keyring,
                 audit,
                 settings,
-                hasher: authn::password::Hasher::default(),
+                hasher,
             }),
         };
         app.ensure_default_tenant().await?;

@@ -958,3 +958,66 @@ async fn an_administrator_can_reset_every_second_factor() {
     // A fresh set-up is possible again.
     h.app.begin_totp(&ctx, alice.id).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_tenant_policy_sets_password_lengths_and_session_timeouts() {
+    use idplane_app::authn::policy::AuthPolicy;
+    let h = Harness::new().await;
+    let admin = h.admin().await;
+    let policy = AuthPolicy {
+        password_min_length: Some(20),
+        session_idle_minutes: Some(5),
+        session_absolute_hours: Some(1),
+        ..Default::default()
+    };
+    h.app.set_auth_policy(&admin, policy).await.unwrap();
+    let out_of_range = AuthPolicy {
+        password_min_length: Some(4),
+        ..Default::default()
+    };
+    assert!(matches!(
+        h.app.set_auth_policy(&admin, out_of_range).await,
+        Err(AppError::Invalid(e)) if e.field == "password_min_length"
+    ));
+
+    let user = h.user("policy-user").await;
+    // 17 characters: enough by default, too short under this policy.
+    let refused = h
+        .app
+        .set_password(&admin, user.id, "violet kettle dune", false)
+        .await;
+    assert!(matches!(refused, Err(AppError::Invalid(_))), "{refused:?}");
+    h.app
+        .set_password(&admin, user.id, "violet kettle dune harbour", false)
+        .await
+        .unwrap();
+
+    let visitor = h.visitor("198.51.100.9").await;
+    let session = h
+        .app
+        .create_session(&visitor, &user, &[idplane_app::authn::Amr::Pwd], None)
+        .await
+        .unwrap();
+    assert!(
+        h.app
+            .session(&visitor, &session.secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        session.session.expires_at.as_second() - visitor.now.as_second(),
+        3600,
+        "absolute timeout from the policy"
+    );
+    h.advance(SignedDuration::from_mins(5));
+    let later = h.visitor("198.51.100.9").await;
+    assert!(
+        h.app
+            .session(&later, &session.secret)
+            .await
+            .unwrap()
+            .is_none(),
+        "idle for 5 minutes"
+    );
+}

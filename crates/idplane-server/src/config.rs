@@ -66,6 +66,16 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     checkpoint_interval: Option<String>,
     smtp: Option<SmtpConfig>,
+    passwords: Option<PasswordHashing>,
+}
+
+/// `[passwords]`: Argon2id parameters (OWASP's by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordHashing {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
 }
 
 /// `[smtp]` in the configuration file. The password comes from
@@ -94,6 +104,8 @@ pub struct ServeConfig {
     pub checkpoint_interval: Duration,
     /// Where mail goes: SMTP when configured (and not in dev mode), else the outbox.
     pub mailer: Mailer,
+    /// Argon2id parameters, when not OWASP's defaults.
+    pub password_hashing: Option<(u32, u32, u32)>,
     /// Keeps a dev-mode ephemeral directory alive until shutdown.
     pub _ephemeral: Option<tempfile::TempDir>,
 }
@@ -150,6 +162,15 @@ impl ServeConfig {
             (true, None) => Some(random_root_token()?),
             (false, _) => None,
         };
+        let password_hashing = match file.passwords {
+            Some(p) if p.memory_kib < 7168 || p.iterations < 1 || p.parallelism < 1 => {
+                bail!(
+                    "[passwords] must keep at least OWASP's floor: memory_kib >= 7168, iterations >= 1, parallelism >= 1"
+                )
+            }
+            Some(p) => Some((p.memory_kib, p.iterations, p.parallelism)),
+            None => None,
+        };
         let mailer = match (args.dev, file.smtp) {
             (false, Some(smtp)) => {
                 let starttls = smtp.starttls.unwrap_or(true);
@@ -166,6 +187,7 @@ impl ServeConfig {
             _ => Mailer::Outbox,
         };
         Ok(Self {
+            password_hashing,
             mailer,
             listen,
             data_dir,

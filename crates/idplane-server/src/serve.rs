@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = AppSettings {
         issuer: config.issuer.clone(),
         mailer: config.mailer.clone(),
+        password_hashing: config.password_hashing,
     };
     let app = App::start(store, Arc::new(SystemClock), keyring, settings)
         .await

@@ -353,7 +353,10 @@ impl App {
         drop(conn);
         let context = context_of(&p);
         let context: Vec<&str> = context.iter().map(String::as_str).collect();
-        PasswordPolicy::default().check(password, mfa, &context)?;
+        self.auth_policy(ctx)
+            .await?
+            .password_policy()
+            .check(password, mfa, &context)?;
         let hash = self.hasher().hash(password).await?;
         let mut tx = self.store().write().await?;
         // Still there (the foreign key would refuse it otherwise, less kindly).
@@ -404,7 +407,10 @@ impl App {
         drop(conn);
         let context = context_of(&p);
         let context: Vec<&str> = context.iter().map(String::as_str).collect();
-        PasswordPolicy::default().check(new, mfa, &context)?;
+        self.auth_policy(ctx)
+            .await?
+            .password_policy()
+            .check(new, mfa, &context)?;
         let ok = match &stored {
             Some(c) => self.hasher().verify(current, &c.hash).await?.ok,
             None => {
@@ -471,6 +477,7 @@ impl App {
             Some(u) => credentials::password(&mut conn, u.id).await?,
             None => None,
         };
+        let failures_to_clear = throttle::has_failures(&mut conn, &keys).await?;
         drop(conn);
         let verified = match &stored {
             Some(c) => self.hasher().verify(password, &c.hash).await?,
@@ -499,6 +506,19 @@ impl App {
         } else {
             None
         };
+        if rehash.is_none() && !failures_to_clear {
+            // Nothing to write but the event: the group-commit writer shares
+            // one durable commit among concurrent sign-ins.
+            self.record(
+                AuditEvent::new(ctx, "auth.password", Some(target(&user)))
+                    .with_details(json!({ "rehashed": false })),
+            )
+            .await?;
+            return Ok(PasswordCheck {
+                principal: user,
+                must_change: stored.must_change,
+            });
+        }
         let mut tx = self.store().write().await?;
         let mut rehashed = false;
         if let Some(new_hash) = &rehash {

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::sessions::acr;
+use jiff::SignedDuration;
+
+use super::password::PasswordPolicy;
+use super::sessions::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, acr};
 use crate::{App, AppError, Result};
 
 /// A tenant's authentication policy.
@@ -26,6 +29,83 @@ pub struct AuthPolicy {
     /// People without an authenticator app get a one-time code by email
     /// as their second factor.
     pub email_codes: bool,
+    /// Shortest password when it is the only factor (default 15, NIST SP
+    /// 800-63B; at least 8).
+    pub password_min_length: Option<usize>,
+    /// Shortest password for people with a second factor (default 8).
+    pub password_min_length_with_mfa: Option<usize>,
+    /// Minutes without activity after which a session ends (default 30).
+    pub session_idle_minutes: Option<u32>,
+    /// Hours after sign-in after which a session ends (default 12).
+    pub session_absolute_hours: Option<u32>,
+}
+
+impl AuthPolicy {
+    /// The password rules this policy sets.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        let default = PasswordPolicy::default();
+        PasswordPolicy {
+            min_len_single_factor: self
+                .password_min_length
+                .unwrap_or(default.min_len_single_factor),
+            min_len_with_mfa: self
+                .password_min_length_with_mfa
+                .unwrap_or(default.min_len_with_mfa),
+            ..default
+        }
+    }
+
+    /// How long a session may stay idle.
+    pub fn idle_timeout(&self) -> SignedDuration {
+        self.session_idle_minutes.map_or(DEFAULT_IDLE_TIMEOUT, |m| {
+            SignedDuration::from_mins(i64::from(m))
+        })
+    }
+
+    /// How long a session may last.
+    pub fn absolute_timeout(&self) -> SignedDuration {
+        self.session_absolute_hours
+            .map_or(DEFAULT_ABSOLUTE_TIMEOUT, |h| {
+                SignedDuration::from_hours(i64::from(h))
+            })
+    }
+
+    fn check(&self) -> Result<(), ValidationError> {
+        let in_range = |value: Option<usize>, low: usize, high: usize| {
+            value.is_none_or(|v| (low..=high).contains(&v))
+        };
+        if !in_range(self.password_min_length, 8, 64) {
+            return Err(ValidationError::new(
+                "password_min_length",
+                "must be 8 to 64",
+            ));
+        }
+        if !in_range(self.password_min_length_with_mfa, 8, 64) {
+            return Err(ValidationError::new(
+                "password_min_length_with_mfa",
+                "must be 8 to 64",
+            ));
+        }
+        if self
+            .session_idle_minutes
+            .is_some_and(|m| !(1..=1440).contains(&m))
+        {
+            return Err(ValidationError::new(
+                "session_idle_minutes",
+                "must be 1 to 1440",
+            ));
+        }
+        if self
+            .session_absolute_hours
+            .is_some_and(|h| !(1..=720).contains(&h))
+        {
+            return Err(ValidationError::new(
+                "session_absolute_hours",
+                "must be 1 to 720",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How strongly a person must authenticate, weakest first.
@@ -61,6 +141,7 @@ impl App {
 
     /// Replaces the tenant's policy. Named groups and roles must exist.
     pub async fn set_auth_policy(&self, ctx: &Ctx, policy: AuthPolicy) -> Result<AuthPolicy> {
+        policy.check()?;
         let mut tx = self.store().write().await?;
         for group in &policy.require_mfa_groups {
             let key = name_key(group);
@@ -108,7 +189,10 @@ impl App {
     /// hold right now.
     pub async fn required_level(&self, ctx: &Ctx, principal: &Principal) -> Result<Level> {
         let policy = self.auth_policy(ctx).await?;
-        if policy == AuthPolicy::default() {
+        if policy.require_mfa_groups.is_empty()
+            && policy.phishing_resistant_roles.is_empty()
+            && !policy.require_mfa
+        {
             return Ok(Level::SingleFactor);
         }
         let access = self.access(ctx, principal.id).await?;

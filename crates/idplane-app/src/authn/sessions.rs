@@ -18,10 +18,11 @@ use super::Amr;
 use crate::keyring::random_bytes;
 use crate::{App, AppError, Result};
 
-/// A session ends after this long without activity.
-pub const IDLE_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
-/// A session ends this long after sign-in, whatever the activity.
-pub const ABSOLUTE_TIMEOUT: SignedDuration = SignedDuration::from_hours(12);
+/// By default a session ends after this long without activity (the tenant
+/// policy can change it).
+pub const DEFAULT_IDLE_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
+/// By default a session ends this long after sign-in, whatever the activity.
+pub const DEFAULT_ABSOLUTE_TIMEOUT: SignedDuration = SignedDuration::from_hours(12);
 /// Activity is recorded at most this often (it costs a write).
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
@@ -78,7 +79,7 @@ impl App {
             auth_time: ctx.now,
             created_at: ctx.now,
             last_seen_at: ctx.now,
-            expires_at: ctx.now + ABSOLUTE_TIMEOUT,
+            expires_at: ctx.now + self.auth_policy(ctx).await?.absolute_timeout(),
             ended_at: None,
             source_ip: ctx.request.source_ip.clone(),
             user_agent: ctx.request.user_agent.clone(),
@@ -123,10 +124,11 @@ impl App {
         let Some(session) = sessions::by_hash(&mut conn, &secret_hash(secret)).await? else {
             return Ok(None);
         };
+        let idle = self.auth_policy(ctx).await?.idle_timeout();
         let running = session.tenant_id == ctx.tenant
             && session.ended_at.is_none()
             && ctx.now < session.expires_at
-            && ctx.now < session.last_seen_at + IDLE_TIMEOUT;
+            && ctx.now < session.last_seen_at + idle;
         if !running {
             return Ok(None);
         }
@@ -145,6 +147,7 @@ impl App {
 
     /// The running sessions of a user, newest first.
     pub async fn sessions_of(&self, ctx: &Ctx, user: PrincipalId) -> Result<Vec<StoredSession>> {
+        let idle = self.auth_policy(ctx).await?.idle_timeout();
         let mut conn = self.store().read().await?;
         let all = sessions::of_principal(&mut conn, user).await?;
         Ok(all
@@ -152,7 +155,7 @@ impl App {
             .filter(|s| {
                 s.tenant_id == ctx.tenant
                     && ctx.now < s.expires_at
-                    && ctx.now < s.last_seen_at + IDLE_TIMEOUT
+                    && ctx.now < s.last_seen_at + idle
             })
             .collect())
     }
@@ -255,7 +258,7 @@ mod step_up_tests {
             auth_time,
             created_at: auth_time,
             last_seen_at: auth_time,
-            expires_at: auth_time + ABSOLUTE_TIMEOUT,
+            expires_at: auth_time + DEFAULT_ABSOLUTE_TIMEOUT,
             ended_at: None,
             source_ip: None,
             user_agent: None,

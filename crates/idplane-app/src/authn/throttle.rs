@@ -117,6 +117,14 @@ impl Keys {
     fn names(&self) -> Vec<&str> {
         self.0.iter().map(|k| k.name.as_str()).collect()
     }
+
+    fn account_names(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|k| k.account)
+            .map(|k| k.name.as_str())
+            .collect()
+    }
 }
 
 /// How long to wait after the `failures`-th failure when `free` are free.
@@ -166,6 +174,13 @@ pub(crate) async fn record_failure(tx: &mut WriteTx, ctx: &Ctx, keys: &Keys) -> 
 }
 
 /// Clears the account keys after a success (the source key stays).
+/// Whether a success has anything to clear (an account key has failures).
+pub(crate) async fn has_failures(conn: &mut impl Conn, keys: &Keys) -> Result<bool> {
+    Ok(!credentials::throttles(conn, &keys.account_names())
+        .await?
+        .is_empty())
+}
+
 pub(crate) async fn record_success(tx: &mut WriteTx, keys: &Keys) -> Result<()> {
     for key in keys.0.iter().filter(|k| k.account) {
         credentials::clear_throttle(tx, &key.name).await?;
