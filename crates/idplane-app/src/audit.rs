@@ -222,6 +222,7 @@ impl App {
             algorithm: "Ed25519".to_owned(),
             public_key,
             created_at: self.clock().now(),
+            retired_at: None,
         };
         let ctx = self.ctx(
             self.default_tenant_id().await?,

@@ -10,6 +10,7 @@ use std::path::Path;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
@@ -22,6 +23,8 @@ pub const ROOT_KEY_LEN: usize = 32;
 /// Holds the root key. Debug output never shows it.
 pub struct Keyring {
     root: LessSafeKey,
+    /// HMAC-SHA256 key derived from the root key with HKDF, for [`Keyring::mac`].
+    mac_key: hmac::Key,
     rng: SystemRandom,
 }
 
@@ -36,8 +39,14 @@ impl Keyring {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| AppError::Internal("the root key must be 32 bytes".into()))?;
+        let mac_key: hmac::Key = hkdf::Salt::new(hkdf::HKDF_SHA256, b"idplane keyring")
+            .extract(bytes)
+            .expand(&[b"mac v1"], hmac::HMAC_SHA256)
+            .map_err(|_| AppError::Internal("key derivation failed".into()))?
+            .into();
         Ok(Self {
             root: LessSafeKey::new(key),
+            mac_key,
             rng: SystemRandom::new(),
         })
     }
@@ -113,6 +122,19 @@ impl Keyring {
         Ok(plain.to_vec())
     }
 
+    /// A keyed hash (HMAC-SHA256, base64url) of `data` under a key derived
+    /// from the root key, bound to `context`: for high-entropy secrets
+    /// (client secrets) that need a fast lookup hash a database copy alone
+    /// cannot test guesses against. Compare results in constant time.
+    pub fn mac(&self, context: &str, data: &[u8]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        // Length-prefixed, so that (context, data) pairs never collide.
+        ctx.update(&(context.len() as u64).to_be_bytes());
+        ctx.update(context.as_bytes());
+        ctx.update(data);
+        B64.encode(ctx.sign().as_ref())
+    }
+
     /// A new Ed25519 key pair: (key id, public key base64url, PKCS#8 v1).
     pub fn generate_ed25519(&self) -> Result<(String, String, Vec<u8>)> {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8v1(&self.rng)
@@ -185,6 +207,32 @@ mod tests {
         let sig = ed25519_sign(&pkcs8, b"head").unwrap();
         assert!(ed25519_verify(&public, b"head", &sig));
         assert!(!ed25519_verify(&public, b"other", &sig));
+    }
+
+    #[test]
+    fn macs_depend_on_root_key_context_and_data() {
+        let bytes = random_bytes::<ROOT_KEY_LEN>().unwrap();
+        let a = Keyring::from_bytes(&bytes).unwrap();
+        let mac = a.mac("client-secret", b"s3cret");
+        assert_eq!(mac.len(), 43, "32 bytes, base64url");
+        assert_eq!(
+            Keyring::from_bytes(&bytes)
+                .unwrap()
+                .mac("client-secret", b"s3cret"),
+            mac
+        );
+        assert_ne!(a.mac("client-secret", b"s3cret!"), mac);
+        assert_ne!(a.mac("client-secret2", b"s3cret"), mac);
+        assert_ne!(
+            a.mac("client-secret:", b"3cret"),
+            a.mac("client-secret:3", b"cret")
+        );
+        assert_ne!(
+            Keyring::ephemeral()
+                .unwrap()
+                .mac("client-secret", b"s3cret"),
+            mac
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod field;
 pub mod keyring;
+pub mod oidc;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -42,6 +43,11 @@ struct Inner {
     audit: AuditWriter,
     settings: AppSettings,
     hasher: authn::password::Hasher,
+    signing_keys: oidc::keys::KeyCache,
+    revoked_jtis: oidc::tokens::RevokedJtis,
+    clients: oidc::client_auth::ClientCache,
+    resources: oidc::resources::ResourceCache,
+    client_jwks: oidc::assertion::JwksCache,
 }
 
 /// Deployment settings the use cases need.
@@ -69,7 +75,7 @@ impl Default for AppSettings {
 
 impl App {
     /// Builds the application over an opened store and makes sure the
-    /// default tenant and the audit signing key exist.
+    /// default tenant, the audit signing key and the token signing keys exist.
     pub async fn start(
         store: Store,
         clock: Arc<dyn Clock>,
@@ -93,10 +99,17 @@ impl App {
                 audit,
                 settings,
                 hasher,
+                signing_keys: Default::default(),
+                revoked_jtis: Default::default(),
+                clients: Default::default(),
+                resources: Default::default(),
+                client_jwks: Default::default(),
             }),
         };
         app.ensure_default_tenant().await?;
         app.ensure_signing_key().await?;
+        app.ensure_token_signing_keys().await?;
+        app.reload_revoked_tokens().await?;
         Ok(app)
     }
 

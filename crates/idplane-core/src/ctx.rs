@@ -17,6 +17,8 @@ pub enum Actor {
     },
     /// A person acting for themselves through a session (self-service).
     User { principal_id: PrincipalId },
+    /// An OAuth client that authenticated at a protocol endpoint.
+    Client { client_id: String },
     /// The server itself (jobs, bootstrap, checkpoints).
     System,
     /// A caller that has not authenticated (failed authentication).
@@ -24,12 +26,14 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// A compact, stable label: `root`, `token:<id>`, `system`, `anonymous`.
+    /// A compact, stable label: `root`, `token:<id>`, `user:<id>`,
+    /// `client:<id>`, `system`, `anonymous`.
     pub fn label(&self) -> String {
         match self {
             Actor::Root => "root".to_owned(),
             Actor::Token { token_id, .. } => format!("token:{token_id}"),
             Actor::User { principal_id } => format!("user:{principal_id}"),
+            Actor::Client { client_id } => format!("client:{client_id}"),
             Actor::System => "system".to_owned(),
             Actor::Anonymous => "anonymous".to_owned(),
         }

@@ -4,7 +4,9 @@
 //! `cargo run --release -p idplane-server --example loadgen -- URL TOKEN SCENARIO [COUNT] [CONCURRENCY]`
 //!
 //! Scenarios: `users` (user creations through the admin API), `signin`
-//! (password sign-ins through `/login`, one seeded user).
+//! (password sign-ins through `/login`, one seeded user), `cc`
+//! (client-credentials grants, ES256 JWT access tokens, one seeded client)
+//! and `introspect` (introspection of one such token by its client).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ const PASSWORD: &str = "load test passphrase that is long enough";
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(base), Some(token), Some(scenario)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: loadgen URL TOKEN users|signin [COUNT] [CONCURRENCY]");
+        eprintln!("usage: loadgen URL TOKEN users|signin|cc|introspect [COUNT] [CONCURRENCY]");
         std::process::exit(2);
     };
     let count: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(20_000);
@@ -59,12 +61,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ])
             })
         }
+        "cc" | "introspect" => {
+            let client_id = format!("load-{run}");
+            let secret = seed_client(&client, &base, token, &client_id).await?;
+            let url = format!("{base}/oauth2/token");
+            if scenario == "cc" {
+                let client = client.clone();
+                Arc::new(move |_| {
+                    client
+                        .post(&url)
+                        .basic_auth(&client_id, Some(&secret))
+                        .form(&[("grant_type", "client_credentials"), ("scope", "load")])
+                })
+            } else {
+                let issued: serde_json::Value = client
+                    .post(&url)
+                    .basic_auth(&client_id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials"), ("scope", "load")])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let access = issued["access_token"].as_str().unwrap_or_default().to_owned();
+                let (client, url) = (client.clone(), format!("{base}/oauth2/introspect"));
+                Arc::new(move |_| {
+                    client
+                        .post(&url)
+                        .basic_auth(&client_id, Some(&secret))
+                        .form(&[("token", access.as_str())])
+                })
+            }
+        }
         other => {
             eprintln!("unknown scenario `{other}`");
             std::process::exit(2);
         }
     };
-    let expected = if scenario == "users" { 201 } else { 303 };
+    let expected = match scenario.as_str() {
+        "users" => 201,
+        "signin" => 303,
+        _ => 200,
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -141,4 +178,31 @@ async fn seed_user(
         return Err(format!("setting the password failed: {status}").into());
     }
     Ok(())
+}
+
+/// Registers a confidential client for client credentials; returns its secret.
+async fn seed_client(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    client_id: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/clients"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "client_id": client_id,
+            "name": "load generator",
+            "grant_types": ["client_credentials"],
+            "scopes": ["load"],
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(created["client_secret"]
+        .as_str()
+        .ok_or("no client secret in the response")?
+        .to_owned())
 }

@@ -8,7 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use idplane_app::authn::email::{Mailer, SmtpSettings};
+use jiff::SignedDuration;
 use serde::Deserialize;
+
+/// Token signing keys are rotated after 90 days unless asked otherwise: a
+/// common policy ceiling that keeps a leaked key useful for a bounded time.
+const DEFAULT_SIGNING_KEY_ROTATION_DAYS: u32 = 90;
+
+/// Ten years: longer means a typo, not a policy.
+const MAX_SIGNING_KEY_ROTATION_DAYS: u32 = 3650;
 
 /// Flags of `idplane serve`.
 #[derive(Debug, Args)]
@@ -45,6 +53,9 @@ pub struct ServeArgs {
     /// How often to sign audit checkpoints, e.g. `60s`, `5m` [default: 5m].
     #[arg(long, env = "IDPLANE_CHECKPOINT_INTERVAL")]
     pub checkpoint_interval: Option<String>,
+    /// Rotate each token signing key after this many days, 1 to 3650; 0 never [default: 90].
+    #[arg(long, env = "IDPLANE_SIGNING_KEY_ROTATION_DAYS", value_name = "DAYS")]
+    pub signing_key_rotation_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -65,6 +76,7 @@ struct FileConfig {
     database_url: Option<String>,
     log_format: Option<LogFormat>,
     checkpoint_interval: Option<String>,
+    signing_key_rotation_days: Option<u32>,
     smtp: Option<SmtpConfig>,
     passwords: Option<PasswordHashing>,
 }
@@ -102,6 +114,8 @@ pub struct ServeConfig {
     pub root_token: Option<String>,
     pub log_format: LogFormat,
     pub checkpoint_interval: Duration,
+    /// The age at which token signing keys are rotated; `None`: never.
+    pub signing_key_rotation: Option<SignedDuration>,
     /// Where mail goes: SMTP when configured (and not in dev mode), else the outbox.
     pub mailer: Mailer,
     /// Argon2id parameters, when not OWASP's defaults.
@@ -154,6 +168,19 @@ impl ServeConfig {
                 .context("checkpoint interval")?,
             None => Duration::from_secs(300),
         };
+        let signing_key_rotation = match args
+            .signing_key_rotation_days
+            .or(file.signing_key_rotation_days)
+            .unwrap_or(DEFAULT_SIGNING_KEY_ROTATION_DAYS)
+        {
+            0 => None,
+            days @ 1..=MAX_SIGNING_KEY_ROTATION_DAYS => {
+                Some(SignedDuration::from_hours(i64::from(days) * 24))
+            }
+            days => bail!(
+                "signing key rotation must be 1 to {MAX_SIGNING_KEY_ROTATION_DAYS} days (0: never), got {days}"
+            ),
+        };
         let root_token = match (args.dev, args.dev_root_token) {
             (true, Some(token)) if token.len() < 8 => {
                 bail!("--dev-root-token must be at least 8 characters")
@@ -200,6 +227,7 @@ impl ServeConfig {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Auto),
             checkpoint_interval,
+            signing_key_rotation,
             _ephemeral: ephemeral,
         })
     }
@@ -252,6 +280,7 @@ mod tests {
             dev_root_token: None,
             log_format: None,
             checkpoint_interval: None,
+            signing_key_rotation_days: None,
         }
     }
 
@@ -300,6 +329,88 @@ mod tests {
         let mut a = args();
         a.database_url = Some("mysql://x".into());
         assert!(ServeConfig::resolve(a).is_err());
+    }
+
+    #[test]
+    fn smtp_and_password_hashing_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idplane.toml");
+        std::fs::write(
+            &path,
+            "[smtp]\nhost = \"smtp.example.com\"\nfrom = \"idplane@example.com\"\n\n\
+             [passwords]\nmemory_kib = 65536\niterations = 3\nparallelism = 2\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        let c = ServeConfig::resolve(a).unwrap();
+        assert_eq!(c.password_hashing, Some((65536, 3, 2)));
+        let Mailer::Smtp(smtp) = &c.mailer else {
+            panic!("SMTP expected")
+        };
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.starttls),
+            ("smtp.example.com", 587, true)
+        );
+        // Dev mode never sends mail, whatever the file says.
+        let mut a = args();
+        a.config = Some(path);
+        a.dev = true;
+        assert!(matches!(
+            ServeConfig::resolve(a).unwrap().mailer,
+            Mailer::Outbox
+        ));
+    }
+
+    #[test]
+    fn weak_password_hashing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weak.toml");
+        std::fs::write(
+            &path,
+            "[passwords]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        assert!(
+            ServeConfig::resolve(a)
+                .unwrap_err()
+                .to_string()
+                .contains("OWASP")
+        );
+    }
+
+    #[test]
+    fn signing_keys_rotate_after_90_days_unless_configured() {
+        let days = |n: i64| Some(SignedDuration::from_hours(n * 24));
+        let c = ServeConfig::resolve(args()).unwrap();
+        assert_eq!(c.signing_key_rotation, days(90));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idplane.toml");
+        std::fs::write(&path, "signing_key_rotation_days = 30\n").unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        assert_eq!(
+            ServeConfig::resolve(a).unwrap().signing_key_rotation,
+            days(30)
+        );
+        let mut a = args();
+        a.config = Some(path);
+        a.signing_key_rotation_days = Some(0);
+        assert_eq!(ServeConfig::resolve(a).unwrap().signing_key_rotation, None);
+
+        let mut a = args();
+        a.signing_key_rotation_days = Some(3650);
+        assert_eq!(
+            ServeConfig::resolve(a).unwrap().signing_key_rotation,
+            days(3650)
+        );
+        let mut a = args();
+        a.signing_key_rotation_days = Some(3651);
+        let error = ServeConfig::resolve(a).unwrap_err().to_string();
+        assert!(error.contains("1 to 3650 days"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod http;
 mod offline;
+mod oidc;
 mod pages;
 mod serve;
 

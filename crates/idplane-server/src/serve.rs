@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::Context;
 use idplane_app::keyring::Keyring;
 use idplane_app::{App, AppSettings};
-use idplane_core::SystemClock;
+use idplane_core::{Actor, SystemClock};
 use idplane_store::{Store, StoreOptions, redact_url};
+use jiff::SignedDuration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 
@@ -65,7 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(app.clone(), config.root_token.clone(), Some(metrics));
     let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
     let store_probe = tokio::spawn(probe_store(app.clone()));
-    let housekeeper = tokio::spawn(housekeeping(app.clone()));
+    let housekeeper = tokio::spawn(housekeeping(app.clone(), config.signing_key_rotation));
     tracing::info!(
         listen = %config.listen, issuer = %config.issuer, dev = config.dev,
         startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
@@ -129,15 +130,30 @@ async fn sign_checkpoints(app: App, every: std::time::Duration) {
     }
 }
 
-/// Housekeeping every ten minutes (nothing depends on it for correctness).
-async fn housekeeping(app: App) {
+/// Housekeeping every ten minutes (nothing depends on it for correctness),
+/// including rotation of the token signing keys older than
+/// `key_rotation`, checked at start too.
+async fn housekeeping(app: App, key_rotation: Option<SignedDuration>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         ticker.tick().await;
         if let Err(e) = app.purge_expired().await {
             tracing::warn!(error = %e, "housekeeping failed");
         }
+        if let Some(max_age) = key_rotation
+            && let Err(e) = rotate_due_signing_keys(&app, max_age).await
+        {
+            tracing::warn!(error = %e, "scheduled signing key rotation failed");
+        }
     }
+}
+
+/// Rotates, as the system, the token signing keys older than `max_age`.
+async fn rotate_due_signing_keys(app: &App, max_age: SignedDuration) -> idplane_app::Result<()> {
+    let tenant = app.default_tenant_id().await?;
+    let ctx = app.ctx(tenant, Actor::System, Default::default());
+    app.rotate_due_signing_keys(&ctx, max_age).await?;
+    Ok(())
 }
 
 /// Measures store latency for `/metrics` every 15 seconds.

@@ -294,3 +294,143 @@ async fn apply_is_idempotent_and_export_round_trips() {
         "no changes"
     );
 }
+
+const CLIENTS: &str = r#"
+version: 1
+tenants:
+  - name: default
+    clients:
+      - client_id: portal
+        name: Employee portal
+        redirect_uris: [https://portal.example.com/callback]
+        scopes: [openid, profile]
+        first_party: true
+      - client_id: cli
+        name: Command line
+        type: public
+        redirect_uris: ["http://127.0.0.1/callback"]
+        grant_types: [authorization_code, refresh_token, "urn:ietf:params:oauth:grant-type:device_code"]
+"#;
+
+#[tokio::test]
+async fn clients_are_managed_by_cli_and_apply_and_export_without_secrets() {
+    let server = Server::start().await;
+
+    // The CLI: create prints the secret once; get does not.
+    let created = server.ok(&[
+        "client",
+        "create",
+        "Billing service",
+        "--client-id",
+        "billing",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "billing:read",
+    ]);
+    let secret = created
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("idp_cs_"))
+        .unwrap_or_else(|| panic!("no secret in:\n{created}"))
+        .to_owned();
+    assert!(!server.ok(&["client", "get", "billing"]).contains(&secret));
+    let refused = server.fails(&["client", "create", "Old", "--grant-type", "password"]);
+    assert!(refused.contains("not supported"), "{refused}");
+    let rotated = server.ok(&["client", "rotate-secret", "billing"]);
+    assert!(
+        rotated.contains("idp_cs_") && !rotated.contains(&secret),
+        "{rotated}"
+    );
+    let updated = server.ok(&["client", "update", "billing", "--first-party"]);
+    assert!(
+        updated.contains("FIRST PARTY") && updated.contains("yes"),
+        "{updated}"
+    );
+    assert!(server.ok(&["client", "list"]).contains("billing"));
+    server.ok(&["client", "delete", "billing"]);
+    assert!(!server.ok(&["client", "list", "--json"]).contains("billing"));
+
+    // apply creates, printing the confidential client's secret once.
+    let file = server.file("clients.yaml", CLIENTS);
+    let applied = server.ok(&["apply", &file]);
+    assert!(applied.contains("+ client portal\n"), "{applied}");
+    assert!(applied.contains("+ client cli\n"), "{applied}");
+    let secrets: Vec<&str> = applied
+        .lines()
+        .filter(|l| l.contains("client_secret"))
+        .collect();
+    assert_eq!(secrets.len(), 1, "{applied}");
+    assert!(secrets[0].contains("idp_cs_"), "{applied}");
+    assert_eq!(server.ok(&["apply", &file]).trim(), "no changes");
+
+    // export: every setting, never a secret; applying it changes nothing.
+    let exported = server.ok(&["export"]);
+    assert!(exported.contains("client_id: portal"), "{exported}");
+    assert!(
+        exported.contains("token_endpoint_auth_method: none"),
+        "{exported}"
+    );
+    assert!(!exported.contains("idp_cs_"), "{exported}");
+    assert!(!exported.contains("client_secret:"), "{exported}");
+    assert_eq!(
+        server
+            .ok_with_input(&["apply", "--prune", "-"], &exported)
+            .trim(),
+        "no changes"
+    );
+
+    // A change, then a prune.
+    let changed = server.file(
+        "changed.yaml",
+        &CLIENTS
+            .replace("first_party: true", "first_party: false")
+            .replace(
+                "      - client_id: cli\n        name: Command line\n        type: public\n        redirect_uris: [\"http://127.0.0.1/callback\"]\n        grant_types: [authorization_code, refresh_token, \"urn:ietf:params:oauth:grant-type:device_code\"]\n",
+                "",
+            ),
+    );
+    let pruned = server.ok(&["apply", "--prune", &changed]);
+    assert!(pruned.contains("~ client portal: first_party"), "{pruned}");
+    assert!(pruned.contains("- client cli"), "{pruned}");
+    assert_eq!(
+        server.ok(&["apply", "--prune", &changed]).trim(),
+        "no changes"
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_are_listed_and_rotated() {
+    let server = Server::start().await;
+    let table = server.ok(&["keys", "list"]);
+    assert!(table.starts_with("KID"), "{table}");
+    assert_eq!(table.matches("active").count(), 3, "{table}");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&server.ok(&["keys", "list", "--json"])).unwrap();
+    let es256 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["algorithm"] == "ES256")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let rotated = server.ok(&["keys", "rotate", "--algorithm", "ES256"]);
+    assert!(
+        rotated.contains("ES256") && !rotated.contains(&es256),
+        "{rotated}"
+    );
+    assert!(!rotated.contains("RS256"), "{rotated}");
+    let table = server.ok(&["keys", "list"]);
+    let old = table.lines().find(|l| l.starts_with(&es256)).unwrap();
+    assert!(old.contains("retired"), "{table}");
+
+    let all: serde_json::Value =
+        serde_json::from_str(&server.ok(&["keys", "rotate", "--json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    let refused = server.fails(&["keys", "rotate", "--algorithm", "HS256"]);
+    assert!(refused.contains("HS256"), "{refused}");
+}

@@ -13,12 +13,18 @@
 
 pub mod audit;
 pub mod ceremonies;
+pub mod clients;
+pub mod consents;
 pub mod credentials;
+pub mod device_codes;
+pub mod grants;
 pub mod keys;
 pub mod mail;
 pub mod passkeys;
 pub mod principals;
+pub mod resources;
 pub mod roles;
+pub mod seen_jtis;
 pub mod sessions;
 pub mod settings;
 pub mod tenants;

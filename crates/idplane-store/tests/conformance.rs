@@ -1929,13 +1929,14 @@ async fn tokens_insert_lookup_revoke_and_scope(store: Store, _db: &TestDb) {
 }
 
 async fn keys_insert_current_and_by_id(store: Store, _db: &TestDb) {
-    let key = |id: &str, purpose: &str, created_at| StoredKey {
+    let key = |id: &str, purpose: &str, created_at, retired_at| StoredKey {
         id: id.into(),
         purpose: purpose.into(),
         algorithm: "Ed25519".into(),
         public_key: format!("pub-{id}"),
         sealed_private_key: format!("sealed-{id}"),
         created_at,
+        retired_at,
     };
     let mut conn = read(&store).await;
     assert_eq!(
@@ -1944,9 +1945,9 @@ async fn keys_insert_current_and_by_id(store: Store, _db: &TestDb) {
     );
     drop(conn);
 
-    let old = key("k1", "audit-checkpoint", t0());
-    let new = key("k2", "audit-checkpoint", at(86_400));
-    let other = key("k3", "token-signing", at(172_800));
+    let old = key("k1", "audit-checkpoint", t0(), Some(at(86_400)));
+    let new = key("k2", "audit-checkpoint", at(86_400), None);
+    let other = key("k3", "token-signing", at(172_800), None);
     let tenant = TenantId::generate();
     for k in [&new, &old, &other] {
         let mut tx = store.write().await.unwrap();
@@ -1975,24 +1976,73 @@ async fn keys_insert_current_and_by_id(store: Store, _db: &TestDb) {
         Some(&old)
     );
     assert_eq!(keys::by_id(&mut conn, "nope").await.unwrap(), None);
+    assert_eq!(
+        keys::active(&mut conn, "audit-checkpoint", "Ed25519")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&new)
+    );
+    assert_eq!(
+        keys::active(&mut conn, "audit-checkpoint", "ES256")
+            .await
+            .unwrap(),
+        None
+    );
+    // Published: active keys and keys retired after the cut-off.
+    let ids = |keys: Vec<StoredKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(keys::published(&mut conn, "audit-checkpoint", at(86_399))
+            .await
+            .unwrap()),
+        ["k1", "k2"]
+    );
+    assert_eq!(
+        ids(keys::published(&mut conn, "audit-checkpoint", at(86_400))
+            .await
+            .unwrap()),
+        ["k2"]
+    );
+    assert_eq!(
+        ids(keys::list(&mut conn, "audit-checkpoint").await.unwrap()),
+        ["k1", "k2"]
+    );
     drop(conn);
 
-    // Same creation time: the greater id wins, on both backends.
-    let twin = key("k9", "audit-checkpoint", at(86_400));
+    // A second active key of one purpose and algorithm is refused, and a
+    // refused insert leaves nothing behind when its transaction is dropped.
+    let twin = key("k9", "audit-checkpoint", at(86_400), None);
     let mut tx = store.write().await.unwrap();
-    keys::insert(&mut tx, &twin).await.unwrap();
-    assert_duplicate(keys::insert(&mut tx, &key("k1", "x", t0())).await);
+    assert_duplicate(keys::insert(&mut tx, &twin).await);
     drop(tx);
-    // Dropping that transaction discarded the twin as well.
     assert_eq!(
         keys::by_id(&mut read(&store).await, "k9").await.unwrap(),
         None
     );
+
+    // Rotation: retire the active key, then the new one can be inserted.
     let mut tx = store.write().await.unwrap();
+    let retired = keys::retire_active(&mut tx, "audit-checkpoint", "Ed25519", at(90_000))
+        .await
+        .unwrap();
+    assert_eq!(retired, ["k2"]);
     keys::insert(&mut tx, &twin).await.unwrap();
-    commit(tx, tenant, "key.create").await;
+    commit(tx, tenant, "key.rotate").await;
+    let mut conn = read(&store).await;
     assert_eq!(
-        keys::current(&mut read(&store).await, "audit-checkpoint")
+        keys::current(&mut conn, "audit-checkpoint").await.unwrap(),
+        Some(twin.clone())
+    );
+    assert_eq!(
+        keys::by_id(&mut conn, "k2")
+            .await
+            .unwrap()
+            .unwrap()
+            .retired_at,
+        Some(at(90_000))
+    );
+    assert_eq!(
+        keys::active(&mut conn, "audit-checkpoint", "Ed25519")
             .await
             .unwrap(),
         Some(twin)

@@ -48,12 +48,13 @@ impl Amr {
 }
 
 impl crate::App {
-    /// Housekeeping: drops expired ceremonies and sign-in counters idle for a
-    /// day. Correctness never depends on it (both expire on read); it only
+    /// Housekeeping: drops expired ceremonies, sign-in counters idle for a
+    /// day and expired OAuth grant state, and reloads revoked token ids. Correctness never depends on it (both expire on read); it only
     /// keeps the tables small. Returns how many rows went.
     pub async fn purge_expired(&self) -> crate::Result<u64> {
         let now = self.clock().now();
-        let ceremonies = idplane_store::ceremonies::purge_expired(self.store(), now).await?;
+        let ceremonies = idplane_store::ceremonies::purge_expired(self.store(), now).await?
+            + idplane_store::seen_jtis::purge_expired(self.store(), now).await?;
         let tenant = self.default_tenant_id().await?;
         let ctx = self.ctx(tenant, idplane_core::Actor::System, Default::default());
         let mut tx = self.store().write().await?;
@@ -62,11 +63,14 @@ impl crate::App {
             now - jiff::SignedDuration::from_hours(24),
         )
         .await?;
-        if counters > 0 {
-            let event = idplane_core::audit::AuditEvent::new(&ctx, "auth.throttle.purge", None)
-                .with_details(serde_json::json!({"counters": counters}));
+        let grants = idplane_store::grants::purge_expired(&mut tx, now).await?;
+        if counters + grants > 0 {
+            let event = idplane_core::audit::AuditEvent::new(&ctx, "housekeeping.purge", None)
+                .with_details(serde_json::json!({"throttle_counters": counters, "oauth_grants": grants}));
             tx.commit(event).await?;
         }
-        Ok(ceremonies + counters)
+        // Revocations made on other nodes reach this one's memory.
+        self.reload_revoked_tokens().await?;
+        Ok(ceremonies + counters + grants)
     }
 }

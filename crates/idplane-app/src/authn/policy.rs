@@ -38,6 +38,8 @@ pub struct AuthPolicy {
     pub session_idle_minutes: Option<u32>,
     /// Hours after sign-in after which a session ends (default 12).
     pub session_absolute_hours: Option<u32>,
+    /// Every client must push its authorization requests (RFC 9126).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl AuthPolicy {

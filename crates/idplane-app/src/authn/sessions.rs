@@ -1,13 +1,15 @@
 //! Server-side sessions: created at every sign-in (a fresh id, so a cookie
 //! planted before sign-in is worthless), ended on sign-out, by the person,
 //! by an administrator, or by deprovisioning; idle and absolute timeouts
-//! evaluated on read.
+//! evaluated on read. Ending a session also revokes the refresh tokens
+//! issued under it and signs its relying parties out (back-channel).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, PrincipalId};
+use idplane_store::grants::FamilyFilter;
 use idplane_store::principals;
 use idplane_store::sessions::{self, StoredSession};
 use jiff::SignedDuration;
@@ -171,9 +173,16 @@ impl App {
         if !sessions::end(&mut tx, &session.id, ctx.now).await? {
             return Err(AppError::NotFound(format!("session `{id}`")));
         }
+        let notices = self
+            .revoke_for_logout(&mut tx, ctx, FamilyFilter::Session(&session.id))
+            .await?;
         let event = AuditEvent::new(ctx, "session.end", Some(format!("session:{}", session.id)))
-            .with_details(json!({"principal": format!("user:{}", session.principal_id)}));
+            .with_details(json!({
+                "principal": format!("user:{}", session.principal_id),
+                "clients_signed_out": notices.len(),
+            }));
         tx.commit(event).await?;
+        self.notify_logout(ctx, notices);
         Ok(())
     }
 
@@ -185,10 +194,14 @@ impl App {
             return Ok(());
         };
         if sessions::end(&mut tx, &session.id, ctx.now).await? {
+            let notices = self
+                .revoke_for_logout(&mut tx, ctx, FamilyFilter::Session(&session.id))
+                .await?;
             let event =
                 AuditEvent::new(ctx, "session.end", Some(format!("session:{}", session.id)))
-                    .with_details(json!({"reason": "signed out"}));
+                    .with_details(json!({"reason": "signed out", "clients_signed_out": notices.len()}));
             tx.commit(event).await?;
+            self.notify_logout(ctx, notices);
         }
         Ok(())
     }
@@ -197,9 +210,13 @@ impl App {
     pub async fn end_all_sessions(&self, ctx: &Ctx, user: PrincipalId) -> Result<u64> {
         let mut tx = self.store().write().await?;
         let ended = sessions::end_all(&mut tx, user, ctx.now).await?;
+        let notices = self
+            .revoke_for_logout(&mut tx, ctx, FamilyFilter::Principal(user))
+            .await?;
         let event = AuditEvent::new(ctx, "session.end_all", Some(format!("user:{user}")))
-            .with_details(json!({"ended": ended}));
+            .with_details(json!({"ended": ended, "clients_signed_out": notices.len()}));
         tx.commit(event).await?;
+        self.notify_logout(ctx, notices);
         Ok(ended)
     }
 }

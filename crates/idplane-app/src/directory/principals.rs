@@ -312,15 +312,28 @@ impl App {
             AuditEvent::new(ctx, &action(next.kind, "update"), Some(target(&next)))
                 .with_details(json!({"changed": changed})),
         ];
+        let mut notices = Vec::new();
         if current.status == Status::Active && next.status != Status::Active {
             // Suspension and deprovisioning take effect on running sessions too.
+            // So does losing the tokens relying parties hold for them.
             let ended = idplane_store::sessions::end_all(&mut tx, next.id, ctx.now).await?;
+            notices = self
+                .revoke_for_logout(
+                    &mut tx,
+                    ctx,
+                    idplane_store::grants::FamilyFilter::Principal(next.id),
+                )
+                .await?;
             events.push(
-                AuditEvent::new(ctx, "session.end_all", Some(target(&next)))
-                    .with_details(json!({"ended": ended, "reason": next.status})),
+                AuditEvent::new(ctx, "session.end_all", Some(target(&next))).with_details(json!({
+                    "ended": ended,
+                    "reason": next.status,
+                    "clients_signed_out": notices.len(),
+                })),
             );
         }
         tx.commit_all(events).await?;
+        self.notify_logout(ctx, notices);
         Ok(next)
     }
 

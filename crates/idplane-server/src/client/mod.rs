@@ -8,9 +8,11 @@
 mod admin;
 mod api;
 mod authn;
+mod clients;
 mod declarative;
 mod directory;
 mod http;
+mod keys;
 mod output;
 mod roles;
 
@@ -93,6 +95,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: roles::RoleCommand,
     },
+    /// OAuth 2.0 / OpenID Connect clients (applications that get tokens).
+    Client {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: clients::OAuthClientCommand,
+    },
     /// Service accounts (non-human principals with an accountable owner).
     ServiceAccount {
         #[command(flatten)]
@@ -120,6 +129,13 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: admin::TokenCommand,
+    },
+    /// Token signing keys (needs a token valid for every tenant).
+    Keys {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Query the audit log of a running server (`audit` has the offline tools).
     #[command(visible_alias = "audit-log")]
@@ -235,6 +251,9 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Role { conn, command } => {
             roles::run(&api::Api::new(&conn)?, command).await?
         }
+        ClientCommand::Client { conn, command } => {
+            clients::run(&api::Api::new(&conn)?, command).await?
+        }
         ClientCommand::ServiceAccount { conn, command } => {
             let kind = idplane_core::directory::PrincipalKind::ServiceAccount;
             directory::non_human(&api::Api::new(&conn)?, kind, command).await?;
@@ -249,6 +268,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Token { conn, command } => {
             admin::token(&api::Api::new(&conn)?, &conn, command).await?
         }
+        ClientCommand::Keys { conn, command } => keys::run(&api::Api::new(&conn)?, command).await?,
         ClientCommand::Events { conn, filter } => {
             admin::events(&api::Api::new(&conn)?, filter).await?
         }

@@ -62,6 +62,7 @@ fn notice(key: Option<&str>) -> Option<String> {
             "totp-removed" => "Your authenticator app was removed.",
             "passkey-removed" => "The passkey was removed.",
             "session-ended" => "The session was ended.",
+            "consent-revoked" => "The application's access was withdrawn.",
             _ => return None,
         }
         .to_owned(),
@@ -73,6 +74,12 @@ struct PasskeyRow {
     name: String,
     created_at: String,
     last_used_at: String,
+}
+
+struct ConsentRow {
+    client_id: String,
+    scopes: String,
+    granted_at: String,
 }
 
 struct SessionRow {
@@ -100,6 +107,7 @@ struct AccountPage<'a> {
     recovery_left: usize,
     passkeys: Vec<PasskeyRow>,
     sessions: Vec<SessionRow>,
+    consents: Vec<ConsentRow>,
 }
 
 #[derive(Template)]
@@ -182,6 +190,17 @@ async fn account_page(
             id: s.id,
         })
         .collect();
+    let consents = state
+        .app
+        .consents_of(ctx, user)
+        .await?
+        .into_iter()
+        .map(|c| ConsentRow {
+            client_id: c.client_id,
+            scopes: c.scopes.join(" "),
+            granted_at: when(c.granted_at),
+        })
+        .collect();
     let page = AccountPage {
         nonce: &kit.nonce,
         csrf: &kit.csrf,
@@ -205,6 +224,7 @@ async fn account_page(
         recovery_left: state.app.recovery_codes_left(ctx, user).await?,
         passkeys,
         sessions,
+        consents,
     };
     Ok(render(kit, status, &page, Vec::new()))
 }
@@ -256,7 +276,7 @@ macro_rules! csrf_field {
     };
 }
 
-csrf_field!(PasswordForm, CsrfForm, CodeForm, IdForm);
+csrf_field!(PasswordForm, CsrfForm, CodeForm, IdForm, ClientForm);
 
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
@@ -454,6 +474,24 @@ pub async fn remove_passkey(
         .remove_passkey(&me.ctx, me.principal.id, &form.id)
         .await?;
     Ok(kit.redirect("/account?notice=passkey-removed", Vec::new()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClientForm {
+    csrf: String,
+    client_id: String,
+}
+
+/// Withdraws the consent given to an application (and its refresh tokens).
+pub async fn revoke_consent(
+    State(state): State<AppState>,
+    AccountForm { kit, me, form }: AccountForm<ClientForm>,
+) -> Result<Response, Problem> {
+    state
+        .app
+        .revoke_consent(&me.ctx, me.principal.id, &form.client_id)
+        .await?;
+    Ok(kit.redirect("/account?notice=consent-revoked", Vec::new()))
 }
 
 pub async fn end_session(

@@ -111,6 +111,8 @@ pub struct LoginQuery {
     acr: Option<String>,
     /// The oldest acceptable sign-in, in seconds (`0`: sign in again).
     max_age: Option<i64>,
+    /// A username to prefill (OIDC `login_hint`).
+    login_hint: Option<String>,
 }
 
 pub async fn show(
@@ -133,10 +135,17 @@ pub async fn show(
     let cookies = return_to
         .map(|path| vec![kit.cookie(RETURN, path, Some(600))])
         .unwrap_or_default();
+    let hint: String = query
+        .login_hint
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(256)
+        .collect();
     let page = LoginPage {
         nonce: &kit.nonce,
         csrf: &kit.csrf,
-        username: "",
+        username: &hint,
         error: None,
     };
     Ok(render(&kit, StatusCode::OK, &page, cookies))

@@ -4,6 +4,9 @@
 //! small script served from our own origin.
 
 mod account;
+mod authorize;
+mod device;
+mod end_session;
 mod login;
 mod web;
 
@@ -31,6 +34,21 @@ pub fn routes() -> Router<AppState> {
         .route("/login/passkey/options", post(login::passkey_options))
         .route("/login/passkey", post(login::passkey))
         .route("/logout", post(login::logout))
+        .route(
+            crate::oidc::paths::AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route("/oauth2/authorize/resume", get(authorize::resume))
+        .route("/oauth2/authorize/consent", post(authorize::consent))
+        .route(
+            crate::oidc::paths::DEVICE_VERIFICATION,
+            get(device::show).post(device::enter),
+        )
+        .route("/device/decision", post(device::decide))
+        .route(
+            crate::oidc::paths::END_SESSION,
+            get(end_session::end_session).post(end_session::end_session),
+        )
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/totp", post(account::begin_totp))
@@ -41,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/passkeys", post(account::add_passkey))
         .route("/account/passkeys/remove", post(account::remove_passkey))
         .route("/account/sessions/end", post(account::end_session))
+        .route("/account/consents/revoke", post(account::revoke_consent))
         .route(
             "/assets/passkey.js",
             get(|| {

@@ -2,136 +2,17 @@
 //! app, a passkey (a software authenticator), sessions, and the attacks on
 //! each step.
 
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
+use crate::browser::Browser;
 use crate::support::{TestServer, s};
 
 const PASSWORD: &str = "correct horse battery staple 42";
-
-/// A browser: keeps cookies by name, never follows redirects.
-struct Browser<'a> {
-    server: &'a TestServer,
-    client: Client,
-    cookies: Vec<(String, String)>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(server: &'a TestServer) -> Self {
-        let client = Client::builder().redirect(Policy::none()).build().unwrap();
-        Self {
-            server,
-            client,
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn set(&mut self, name: &str, value: &str) {
-        self.cookies.retain(|(k, _)| k != name);
-        self.cookies.push((name.into(), value.into()));
-    }
-
-    fn absorb(&mut self, headers: &HeaderMap) {
-        for value in headers.get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let pair = text.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(k, _)| k != name);
-            if !text.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
-        let r = self
-            .client
-            .get(self.server.url(path))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        self.absorb(&headers);
-        (status, headers, r.text().await.unwrap())
-    }
-
-    async fn form(
-        &mut self,
-        path: &str,
-        fields: &[(&str, &str)],
-    ) -> (StatusCode, HeaderMap, String) {
-        let r = self
-            .client
-            .post(self.server.url(path))
-            .header("cookie", self.cookie_header())
-            .form(fields)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        self.absorb(&headers);
-        (status, headers, r.text().await.unwrap())
-    }
-
-    async fn json(&mut self, path: &str, body: Value) -> (StatusCode, Value) {
-        let csrf = self.cookie("idplane_csrf").unwrap_or_default();
-        let r = self
-            .client
-            .post(self.server.url(path))
-            .header("cookie", self.cookie_header())
-            .header("x-csrf-token", csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        self.absorb(&headers);
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The CSRF token, fetching the sign-in page for it if needed.
-    async fn csrf(&mut self) -> String {
-        if self.cookie("idplane_csrf").is_none() {
-            self.get("/login").await;
-        }
-        self.cookie("idplane_csrf").unwrap()
-    }
-
-    async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, HeaderMap, String) {
-        let csrf = self.csrf().await;
-        self.form(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("username", username),
-                ("password", password),
-            ],
-        )
-        .await
-    }
-}
 
 fn location(headers: &HeaderMap) -> String {
     headers

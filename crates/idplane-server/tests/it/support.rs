@@ -82,8 +82,22 @@ impl TestServer {
         server
     }
 
+    /// A dev-mode server whose issuer is its own loopback address, as OIDC
+    /// clients that fetch discovery need.
+    pub async fn dev_oidc() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut server = Self::start_with(&data, true, true).await;
+        server._dir = Some(dir);
+        server
+    }
+
     /// A server on `data` (created if missing), in dev mode or not.
     pub async fn start(data: &Path, dev: bool) -> Self {
+        Self::start_with(data, dev, false).await
+    }
+
+    async fn start_with(data: &Path, dev: bool, issuer_is_address: bool) -> Self {
         let root = if dev {
             format!("test-root-{}", random_hex(16))
         } else {
@@ -102,6 +116,9 @@ impl TestServer {
                 .arg(data);
             if dev {
                 cmd.arg("--dev").arg("--dev-root-token").arg(&root);
+            }
+            if issuer_is_address {
+                cmd.arg("--issuer").arg(format!("http://127.0.0.1:{port}"));
             }
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())

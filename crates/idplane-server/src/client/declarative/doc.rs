@@ -23,7 +23,20 @@
 //!     service_accounts:
 //!       - {name: ci, owner: alice, purpose: deploys}
 //!     agents: []
+//!     clients:
+//!       - client_id: portal
+//!         name: Employee portal
+//!         type: confidential          # or public
+//!         redirect_uris: [https://portal.example.com/callback]
+//!         grant_types: [authorization_code, refresh_token]
+//!         scopes: [openid, profile, email]
+//!         first_party: true
 //! ```
+//!
+//! Clients are matched by `client_id`, which the document must give. Their
+//! secrets are never exported: `apply` prints the secret it generates for a
+//! new confidential client once, and `idplane client rotate-secret` makes a
+//! new one.
 //!
 //! What the document does not mention is not managed: an absent optional
 //! field keeps its live value (`null` clears it), an absent list (`users`,
@@ -73,6 +86,54 @@ pub struct Tenant {
     pub service_accounts: Option<Vec<NonHuman>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<NonHuman>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<OAuthClient>>,
+}
+
+/// An OAuth 2.0 / OpenID Connect client. Absent settings keep their live
+/// value (or the server's default when created); lists replace.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` (the default when created) or `public`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub client_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Field::is_unset")]
+    pub jwks: Field<Value>,
+    #[serde(default, skip_serializing_if = "Field::is_unset")]
+    pub jwks_uri: Field<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_party: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_lifetime_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_lifetime_secs: Option<i64>,
+    /// Where logout tokens are sent (OpenID Connect Back-Channel Logout).
+    #[serde(default, skip_serializing_if = "Field::is_unset")]
+    pub backchannel_logout_uri: Field<String>,
+    /// Whether the client's access tokens must be DPoP-bound (RFC 9449).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
+    #[serde(skip)]
+    pub meta: Meta,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -375,6 +436,33 @@ tenants:
         assert!(parse("tenants: [{name: x, user: []}]").is_err());
         assert!(parse("version: 2\ntenants: []").is_err());
         assert!(parse("tenants: [{name: x, users: [{username: a, emial: b}]}]").is_err());
+    }
+
+    #[test]
+    fn clients_read_and_refuse_typos() {
+        let doc = parse(
+            r#"
+tenants:
+  - name: default
+    clients:
+      - {client_id: cli, name: CLI, type: public, redirect_uris: ["http://127.0.0.1/cb"], jwks_uri: null,
+         backchannel_logout_uri: "http://127.0.0.1:9000/logout", dpop_bound_access_tokens: true}
+"#,
+        )
+        .unwrap();
+        let c = &doc.tenants[0].clients.as_ref().unwrap()[0];
+        assert_eq!(c.client_type.as_deref(), Some("public"));
+        assert_eq!(c.jwks_uri, Field::Null);
+        assert_eq!(
+            c.backchannel_logout_uri,
+            Field::Set("http://127.0.0.1:9000/logout".into())
+        );
+        assert_eq!(c.dpop_bound_access_tokens, Some(true));
+        assert!(c.jwks.is_unset());
+        assert!(
+            parse("tenants: [{name: x, clients: [{client_id: a, name: b, secret: c}]}]").is_err()
+        );
+        assert!(!to_yaml(&doc).unwrap().contains("jwks:"));
     }
 
     #[test]

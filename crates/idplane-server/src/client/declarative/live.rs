@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::doc::{
-    Assignment, Entitlement, Field, Group, Member, Meta, NonHuman, Role, Tenant, User,
+    Assignment, Entitlement, Field, Group, Member, Meta, NonHuman, OAuthClient, Role, Tenant, User,
 };
 use crate::client::api::{collection, reference, tenant_path};
 use crate::client::http::{Client, status_of};
@@ -58,6 +58,62 @@ struct RoleView {
     #[serde(default)]
     entitlements: Vec<Entitlement>,
     version: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientView {
+    client_id: String,
+    name: String,
+    #[serde(rename = "type")]
+    client_type: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    token_endpoint_auth_method: String,
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+    first_party: bool,
+    access_token_format: String,
+    id_token_signed_response_alg: String,
+    require_pushed_authorization_requests: bool,
+    access_token_lifetime_secs: i64,
+    refresh_token_lifetime_secs: i64,
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    version: i64,
+}
+
+impl From<ClientView> for OAuthClient {
+    fn from(c: ClientView) -> Self {
+        OAuthClient {
+            meta: Meta {
+                id: Some(c.client_id.clone()),
+                version: Some(c.version),
+                expired: false,
+            },
+            client_id: c.client_id,
+            name: c.name,
+            client_type: Some(c.client_type),
+            redirect_uris: Some(c.redirect_uris),
+            post_logout_redirect_uris: Some(c.post_logout_redirect_uris),
+            grant_types: Some(c.grant_types),
+            scopes: Some(c.scopes),
+            token_endpoint_auth_method: Some(c.token_endpoint_auth_method),
+            jwks: Field::live(c.jwks),
+            jwks_uri: Field::live(c.jwks_uri),
+            first_party: Some(c.first_party),
+            access_token_format: Some(c.access_token_format),
+            id_token_signed_response_alg: Some(c.id_token_signed_response_alg),
+            require_pushed_authorization_requests: Some(c.require_pushed_authorization_requests),
+            access_token_lifetime_secs: Some(c.access_token_lifetime_secs),
+            refresh_token_lifetime_secs: Some(c.refresh_token_lifetime_secs),
+            backchannel_logout_uri: Field::live(c.backchannel_logout_uri),
+            dpop_bound_access_tokens: Some(c.dpop_bound_access_tokens),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +173,12 @@ pub async fn tenant(
             .list(&tenant_path(name, "/role-assignments"), &[], None)
             .await?,
         "role assignments",
+    )?;
+    let clients: Vec<ClientView> = decode(
+        client
+            .list(&tenant_path(name, "/clients"), &[], None)
+            .await?,
+        "clients",
     )?;
 
     let refs: HashMap<&str, String> = users
@@ -237,6 +299,7 @@ pub async fn tenant(
         assignments: Some(live_assignments),
         service_accounts: Some(non_human(&service_accounts)),
         agents: Some(non_human(&agents)),
+        clients: Some(clients.into_iter().map(OAuthClient::from).collect()),
     })
 }
 

@@ -139,11 +139,17 @@ pub async fn apply(
     let changes = plan::plan(&desired, &live, prune)?;
     if conn.json {
         // The plan as JSON; made unless --dry-run.
-        if !dry_run {
-            execute_all(&client, &changes, true).await?;
-        }
+        let secrets = if dry_run {
+            Vec::new()
+        } else {
+            execute_all(&client, &changes, true).await?
+        };
         let list: Vec<Value> = changes.iter().map(change_json).collect();
-        let out = serde_json::json!({"applied": !dry_run, "changes": list});
+        let mut out = serde_json::json!({"applied": !dry_run, "changes": list});
+        if let (false, Some(map)) = (secrets.is_empty(), out.as_object_mut()) {
+            // Generated client secrets: shown only now.
+            map.insert("client_secrets".into(), Value::Array(secrets));
+        }
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -169,11 +175,18 @@ pub async fn apply(
     Ok(())
 }
 
-/// Makes the changes in order, printing each once made unless `quiet`.
-async fn execute_all(client: &Client, changes: &[Change], quiet: bool) -> anyhow::Result<()> {
+/// Makes the changes in order, printing each once made (and any client
+/// secret generated) unless `quiet`. Returns the generated client secrets
+/// as `{tenant, client_id, client_secret}`.
+async fn execute_all(
+    client: &Client,
+    changes: &[Change],
+    quiet: bool,
+) -> anyhow::Result<Vec<Value>> {
     let mut executor = Executor {
         client,
         created: HashMap::new(),
+        secrets: Vec::new(),
     };
     for (done, change) in changes.iter().enumerate() {
         executor.execute(change).await.with_context(|| {
@@ -184,9 +197,19 @@ async fn execute_all(client: &Client, changes: &[Change], quiet: bool) -> anyhow
         })?;
         if !quiet {
             outln!("{change}");
+            if let Some(secret) = executor
+                .secrets
+                .last()
+                .filter(|s| {
+                    s["client_id"] == change.name.as_str() && s["tenant"] == change.tenant.as_str()
+                })
+                .and_then(|s| s["client_secret"].as_str())
+            {
+                outln!("    client_secret (shown only now; store it safely): {secret}");
+            }
         }
     }
-    Ok(())
+    Ok(executor.secrets)
 }
 
 /// A change for `--json`.
@@ -262,6 +285,8 @@ struct Executor<'a> {
     client: &'a Client,
     /// Ids of principals created in this run, by tenant, kind and name key.
     created: HashMap<(String, &'static str, String), String>,
+    /// Client secrets generated in this run.
+    secrets: Vec<Value>,
 }
 
 impl Executor<'_> {
@@ -365,6 +390,28 @@ impl Executor<'_> {
                             .delete(&format!("{members}/{}", encode(member)))
                             .await?;
                     }
+                }
+            }
+            (Object::Client, op) => {
+                let path = tenant_path(t, &format!("/clients/{}", encode(&change.name)));
+                let answer = match op {
+                    Op::Create => {
+                        client
+                            .post(&tenant_path(t, "/clients"), &change.body)
+                            .await?
+                    }
+                    Op::Update => client.patch(&path, &change.body, if_match).await?,
+                    Op::Delete => {
+                        client.delete_if_match(&path, if_match).await?;
+                        Value::Null
+                    }
+                };
+                if let Some(secret) = answer.get("client_secret").and_then(Value::as_str) {
+                    self.secrets.push(serde_json::json!({
+                        "tenant": t,
+                        "client_id": change.name,
+                        "client_secret": secret,
+                    }));
                 }
             }
             (Object::Assignment, Op::Create | Op::Update) => {

@@ -16,7 +16,8 @@ use idplane_core::directory::{
 use serde_json::{Map, Value, json};
 
 use super::doc::{
-    Assignment, Document, Entitlement, Field, Group, Member, NonHuman, Role, Tenant, User,
+    Assignment, Document, Entitlement, Field, Group, Member, NonHuman, OAuthClient, Role, Tenant,
+    User,
 };
 use crate::client::api::{parse_kind, reference};
 
@@ -42,6 +43,8 @@ pub enum Object {
     Member,
     /// A role assignment: `name` is the role, `other` the principal.
     Assignment,
+    /// An OAuth client: `name` is its `client_id`.
+    Client,
 }
 
 impl Object {
@@ -55,6 +58,7 @@ impl Object {
             Object::Agent => "agent",
             Object::Member => "member",
             Object::Assignment => "assignment",
+            Object::Client => "client",
         }
     }
 
@@ -405,6 +409,36 @@ fn normalize(doc: &Document, errors: &mut Errors) -> Document {
                 time_field(&mut n.expires_at);
             }
         }
+        for c in tenant.clients.iter_mut().flatten() {
+            c.client_id = c.client_id.trim().to_owned();
+            let what = format!("client `{}`", c.client_id);
+            if c.client_id.is_empty() {
+                check(what.clone(), Err("client_id must not be empty".into()));
+            }
+            match normalize_text("name", Some(&c.name)) {
+                Ok(Some(n)) => c.name = n,
+                Ok(None) => check(what.clone(), Err("name must not be empty".into())),
+                Err(e) => check(what.clone(), Err(e.to_string())),
+            }
+            for uris in [&mut c.redirect_uris, &mut c.post_logout_redirect_uris]
+                .into_iter()
+                .flatten()
+            {
+                let mut unique: Vec<String> = Vec::new();
+                for u in uris.iter() {
+                    if !unique.contains(u) {
+                        unique.push(u.clone());
+                    }
+                }
+                *uris = unique;
+            }
+            if let Some(scopes) = &mut c.scopes {
+                *scopes = sorted_set(scopes).into_iter().map(str::to_owned).collect();
+            }
+            if let Field::Set(uri) = &mut c.jwks_uri {
+                *uri = uri.trim().to_owned();
+            }
+        }
     }
     doc
 }
@@ -568,6 +602,7 @@ impl<'a> TenantPlanner<'a> {
         self.plan_roles();
         self.plan_non_human(Object::ServiceAccount);
         self.plan_non_human(Object::Agent);
+        self.plan_clients();
         self.plan_members();
         self.plan_assignments();
         self.check_dependants();
@@ -868,6 +903,120 @@ impl<'a> TenantPlanner<'a> {
                     );
                 }
             }
+        }
+        self.deletion_phases.push(gone);
+    }
+
+    fn plan_clients(&mut self) {
+        let mut gone = Vec::new();
+        let tenant = self.tenant();
+        let live: BTreeMap<&str, &OAuthClient> = self
+            .live
+            .clients
+            .iter()
+            .flatten()
+            .map(|c| (c.client_id.as_str(), c))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let mut problems = Vec::new();
+        for c in self.desired.clients.iter().flatten() {
+            if !seen.insert(c.client_id.as_str()) {
+                problems.push(format!("client `{}` is listed twice", c.client_id));
+                continue;
+            }
+            let Some(l) = live.get(c.client_id.as_str()) else {
+                self.upserts.push(
+                    Change::new(Op::Create, Object::Client, tenant, &c.client_id)
+                        .with_body(client_body(c)),
+                );
+                continue;
+            };
+            let mut diff = Diff::default();
+            diff.value("name", c.name != l.name, || c.name.clone().into());
+            diff.option("type", &c.client_type, &l.client_type);
+            diff.option("redirect_uris", &c.redirect_uris, &l.redirect_uris);
+            diff.option(
+                "post_logout_redirect_uris",
+                &c.post_logout_redirect_uris,
+                &l.post_logout_redirect_uris,
+            );
+            // The server keeps grant types and scopes as sets.
+            for (field, want, have) in [
+                ("grant_types", &c.grant_types, &l.grant_types),
+                ("scopes", &c.scopes, &l.scopes),
+            ] {
+                if let Some(want) = want {
+                    let differs = sorted_set(want) != sorted_set(have.as_deref().unwrap_or(&[]));
+                    diff.value(field, differs, || json!(want));
+                }
+            }
+            diff.option(
+                "token_endpoint_auth_method",
+                &c.token_endpoint_auth_method,
+                &l.token_endpoint_auth_method,
+            );
+            match &c.jwks {
+                Field::Unset => {}
+                Field::Null => diff.value("jwks", l.jwks.value().is_some(), || Value::Null),
+                Field::Set(v) => diff.value("jwks", l.jwks.value() != Some(v), || v.clone()),
+            }
+            diff.text("jwks_uri", &c.jwks_uri, &l.jwks_uri);
+            diff.option("first_party", &c.first_party, &l.first_party);
+            diff.option(
+                "access_token_format",
+                &c.access_token_format,
+                &l.access_token_format,
+            );
+            diff.option(
+                "id_token_signed_response_alg",
+                &c.id_token_signed_response_alg,
+                &l.id_token_signed_response_alg,
+            );
+            diff.option(
+                "require_pushed_authorization_requests",
+                &c.require_pushed_authorization_requests,
+                &l.require_pushed_authorization_requests,
+            );
+            diff.option(
+                "access_token_lifetime_secs",
+                &c.access_token_lifetime_secs,
+                &l.access_token_lifetime_secs,
+            );
+            diff.option(
+                "refresh_token_lifetime_secs",
+                &c.refresh_token_lifetime_secs,
+                &l.refresh_token_lifetime_secs,
+            );
+            diff.text(
+                "backchannel_logout_uri",
+                &c.backchannel_logout_uri,
+                &l.backchannel_logout_uri,
+            );
+            diff.option(
+                "dpop_bound_access_tokens",
+                &c.dpop_bound_access_tokens,
+                &l.dpop_bound_access_tokens,
+            );
+            self.upserts.extend(diff.into_update(
+                Object::Client,
+                tenant,
+                &c.client_id,
+                l.meta.id.as_ref(),
+                l.meta.version,
+            ));
+        }
+        if self.prune && self.desired.clients.is_some() {
+            for (client_id, l) in &live {
+                if !seen.contains(client_id) {
+                    gone.push(
+                        Change::new(Op::Delete, Object::Client, tenant, client_id)
+                            .with_live(l.meta.id.as_ref(), l.meta.version),
+                    );
+                }
+            }
+        }
+        for p in problems {
+            self.error(p);
         }
         self.deletion_phases.push(gone);
     }
@@ -1193,6 +1342,66 @@ fn user_body(u: &User) -> Value {
     Value::Object(map)
 }
 
+/// The body that registers `c`: what the document gives.
+fn client_body(c: &OAuthClient) -> Value {
+    let mut map = Map::new();
+    map.insert("client_id".into(), c.client_id.clone().into());
+    map.insert("name".into(), c.name.clone().into());
+    let mut opt = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            map.insert(key.to_owned(), v);
+        }
+    };
+    opt("type", c.client_type.as_ref().map(|v| json!(v)));
+    opt("redirect_uris", c.redirect_uris.as_ref().map(|v| json!(v)));
+    opt(
+        "post_logout_redirect_uris",
+        c.post_logout_redirect_uris.as_ref().map(|v| json!(v)),
+    );
+    opt("grant_types", c.grant_types.as_ref().map(|v| json!(v)));
+    opt("scopes", c.scopes.as_ref().map(|v| json!(v)));
+    opt(
+        "token_endpoint_auth_method",
+        c.token_endpoint_auth_method.as_ref().map(|v| json!(v)),
+    );
+    opt("jwks", c.jwks.value().cloned());
+    opt("jwks_uri", c.jwks_uri.value().map(|v| json!(v)));
+    opt("first_party", c.first_party.map(Value::from));
+    opt(
+        "access_token_format",
+        c.access_token_format.as_ref().map(|v| json!(v)),
+    );
+    opt(
+        "id_token_signed_response_alg",
+        c.id_token_signed_response_alg.as_ref().map(|v| json!(v)),
+    );
+    opt(
+        "require_pushed_authorization_requests",
+        c.require_pushed_authorization_requests.map(Value::from),
+    );
+    opt(
+        "access_token_lifetime_secs",
+        c.access_token_lifetime_secs.map(Value::from),
+    );
+    opt(
+        "refresh_token_lifetime_secs",
+        c.refresh_token_lifetime_secs.map(Value::from),
+    );
+    opt(
+        "backchannel_logout_uri",
+        c.backchannel_logout_uri.value().map(|v| json!(v)),
+    );
+    opt(
+        "dpop_bound_access_tokens",
+        c.dpop_bound_access_tokens.map(Value::from),
+    );
+    Value::Object(map)
+}
+
+fn sorted_set(list: &[String]) -> BTreeSet<&str> {
+    list.iter().map(|s| s.trim()).collect()
+}
+
 /// Inserts a set text field.
 fn put(map: &mut Map<String, Value>, key: &str, value: &Field<String>) {
     if let Some(v) = value.value() {
@@ -1246,6 +1455,9 @@ mod tests {
             }
             for a in t.assignments.get_or_insert_with(Vec::new) {
                 a.meta = meta();
+            }
+            for c in t.clients.get_or_insert_with(Vec::new) {
+                c.meta = meta();
             }
             for list in [&mut t.service_accounts, &mut t.agents] {
                 for s in list.get_or_insert_with(Vec::new) {
@@ -1497,6 +1709,97 @@ tenants:
             changes[0].body,
             json!({"name": "acme", "display_name": "ACME"})
         );
+    }
+
+    #[test]
+    fn clients_are_created_diffed_and_pruned_by_client_id() {
+        let doc = r#"
+tenants:
+  - name: default
+    clients:
+      - {client_id: web, name: Web, redirect_uris: ["https://a.example/cb"], scopes: [openid, email]}
+      - {client_id: cli, name: CLI, type: public, redirect_uris: ["http://127.0.0.1/cb"]}
+"#;
+        let changes = plan(&parse(doc).unwrap(), &Document::default(), false).unwrap();
+        assert_eq!(
+            lines(&changes),
+            ["+ tenant default", "+ client web", "+ client cli"]
+        );
+        assert_eq!(changes[1].body["scopes"], json!(["email", "openid"]));
+        assert_eq!(changes[2].body["type"], "public");
+        assert!(
+            plan(&parse(doc).unwrap(), &live(doc), true)
+                .unwrap()
+                .is_empty()
+        );
+
+        let desired = parse(
+            r#"
+tenants:
+  - name: default
+    clients:
+      - {client_id: web, name: Web, scopes: [email, openid, profile], first_party: true}
+      - {client_id: web, name: Twice}
+"#,
+        )
+        .unwrap();
+        let error = plan(&desired, &live(doc), false).unwrap_err().to_string();
+        assert!(error.contains("client `web` is listed twice"), "{error}");
+
+        let desired = parse(
+            r#"
+tenants:
+  - name: default
+    clients:
+      - {client_id: web, name: Web, scopes: [email, openid, profile], first_party: true}
+"#,
+        )
+        .unwrap();
+        let changes = plan(&desired, &live(doc), true).unwrap();
+        assert_eq!(
+            lines(&changes),
+            ["~ client web: scopes, first_party", "- client cli"]
+        );
+        assert_eq!(
+            changes[0].body,
+            json!({"scopes": ["email", "openid", "profile"], "first_party": true})
+        );
+        assert_eq!(changes[0].version, Some(1));
+
+        // Back-channel logout and DPoP binding are created, diffed and
+        // cleared like the other settings.
+        let with_logout = r#"
+tenants:
+  - name: default
+    clients:
+      - {client_id: web, name: Web, backchannel_logout_uri: "https://a.example/logout", dpop_bound_access_tokens: true}
+"#;
+        let changes = plan(&parse(with_logout).unwrap(), &live(doc), false).unwrap();
+        assert_eq!(
+            lines(&changes),
+            ["~ client web: backchannel_logout_uri, dpop_bound_access_tokens"]
+        );
+        assert_eq!(
+            changes[0].body,
+            json!({"backchannel_logout_uri": "https://a.example/logout", "dpop_bound_access_tokens": true})
+        );
+        let created = plan(&parse(with_logout).unwrap(), &Document::default(), false).unwrap();
+        assert_eq!(
+            created[1].body["backchannel_logout_uri"],
+            "https://a.example/logout"
+        );
+        assert_eq!(created[1].body["dpop_bound_access_tokens"], true);
+        assert!(
+            plan(&parse(with_logout).unwrap(), &live(with_logout), false)
+                .unwrap()
+                .is_empty()
+        );
+        let cleared = parse(
+            "tenants: [{name: default, clients: [{client_id: web, name: Web, backchannel_logout_uri: null}]}]",
+        )
+        .unwrap();
+        let changes = plan(&cleared, &live(with_logout), false).unwrap();
+        assert_eq!(changes[0].body, json!({"backchannel_logout_uri": null}));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 mod access;
 mod audit;
 mod authn;
+mod clients;
+mod keys;
 mod principals;
+mod resources;
 mod roles;
 mod tenants;
 mod tokens;
@@ -51,6 +54,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenants::routes())
         .merge(tokens::routes())
+        .merge(keys::routes())
         .nest("/api/v1/tenants/{tenant}", tenant_scoped())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
@@ -62,6 +66,8 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(principals::routes())
         .merge(roles::routes())
+        .merge(clients::routes())
+        .merge(resources::routes())
         .merge(access::routes())
         .merge(authn::routes())
         .merge(audit::routes())
