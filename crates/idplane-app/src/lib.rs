@@ -12,6 +12,7 @@ pub mod error;
 pub mod field;
 pub mod keyring;
 pub mod oidc;
+pub mod outbound;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -43,10 +43,19 @@ impl Harness {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
         let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(store, clock.clone(), Keyring::ephemeral().unwrap(), Default::default())
-            .await
-            .unwrap();
-        Self { app, clock, _dir: dir }
+        let app = App::start(
+            store,
+            clock.clone(),
+            Keyring::ephemeral().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        Self {
+            app,
+            clock,
+            _dir: dir,
+        }
     }
 
     async fn ctx(&self) -> Ctx {
@@ -100,7 +109,12 @@ impl Harness {
             )
             .await
             .unwrap();
-        let client = self.app.cached_client(ctx.tenant, "app").await.unwrap().unwrap();
+        let client = self
+            .app
+            .cached_client(ctx.tenant, "app")
+            .await
+            .unwrap()
+            .unwrap();
         (client, created.secret.unwrap())
     }
 
@@ -118,13 +132,20 @@ impl Harness {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
-        self.app.authorization_request(&ctx, &params).await.unwrap().1
+        self.app
+            .authorization_request(&ctx, &params)
+            .await
+            .unwrap()
+            .1
     }
 
     async fn code(&self, person: &Principal, session: &StoredSession) -> String {
         let ctx = self.ctx().await;
         let request = self.request().await;
-        self.app.issue_code(&ctx, &request, session, person).await.unwrap()
+        self.app
+            .issue_code(&ctx, &request, session, person)
+            .await
+            .unwrap()
     }
 }
 
@@ -224,10 +245,19 @@ async fn access_tokens_never_outlive_a_time_bound_role() {
     let ctx = h.ctx().await;
     let refreshed = h
         .app
-        .refresh(&ctx, &client, tokens.refresh_token.as_deref().unwrap(), None, None)
+        .refresh(
+            &ctx,
+            &client,
+            tokens.refresh_token.as_deref().unwrap(),
+            None,
+            None,
+        )
         .await
         .unwrap();
-    assert_eq!(claims(&refreshed.access_token)["roles"], serde_json::json!([]));
+    assert_eq!(
+        claims(&refreshed.access_token)["roles"],
+        serde_json::json!([])
+    );
     assert_eq!(refreshed.expires_in, 600);
 }
 
@@ -248,14 +278,26 @@ async fn refresh_families_keep_their_end_and_die_with_the_account() {
     let ctx = h.ctx().await;
     let rotated = h
         .app
-        .refresh(&ctx, &client, tokens.refresh_token.as_deref().unwrap(), None, None)
+        .refresh(
+            &ctx,
+            &client,
+            tokens.refresh_token.as_deref().unwrap(),
+            None,
+            None,
+        )
         .await
         .unwrap();
     h.clock.advance(SignedDuration::from_hours(24));
     let ctx = h.ctx().await;
     let err = h
         .app
-        .refresh(&ctx, &client, rotated.refresh_token.as_deref().unwrap(), None, None)
+        .refresh(
+            &ctx,
+            &client,
+            rotated.refresh_token.as_deref().unwrap(),
+            None,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(err.description.contains("expired"), "{err}");
@@ -289,7 +331,13 @@ async fn refresh_families_keep_their_end_and_die_with_the_account() {
         .unwrap();
     let err = h
         .app
-        .refresh(&ctx, &client, tokens.refresh_token.as_deref().unwrap(), None, None)
+        .refresh(
+            &ctx,
+            &client,
+            tokens.refresh_token.as_deref().unwrap(),
+            None,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(err.description.contains("revoked"), "{err}");

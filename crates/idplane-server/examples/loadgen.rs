@@ -82,7 +82,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .await?
                     .json()
                     .await?;
-                let access = issued["access_token"].as_str().unwrap_or_default().to_owned();
+                let access = issued["access_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let (client, url) = (client.clone(), format!("{base}/oauth2/introspect"));
                 Arc::new(move |_| {
                     client

@@ -62,10 +62,27 @@ fn only_the_store_speaks_sql() {
 #[test]
 fn only_the_server_knows_http_and_the_cli() {
     for krate in ["idplane-core", "idplane-store", "idplane-app"] {
-        for edge in ["axum", "tower", "tower-http", "clap", "reqwest"] {
+        for edge in ["axum", "tower", "tower-http", "clap"] {
             assert!(
                 !depends_on(krate, edge),
                 "{krate} must not depend on {edge}"
+            );
+        }
+    }
+    // The use cases may call out (a client's jwks_uri, back-channel
+    // logout), through `idplane_app::outbound` only; nothing below them may.
+    for krate in ["idplane-core", "idplane-store"] {
+        assert!(
+            !depends_on(krate, "reqwest"),
+            "{krate} must not depend on reqwest"
+        );
+    }
+    for (path, text) in sources("idplane-app") {
+        if text.contains("reqwest::Client::builder") {
+            assert!(
+                path.ends_with("outbound.rs"),
+                "{} builds its own HTTP client; use idplane_app::outbound",
+                path.display()
             );
         }
     }

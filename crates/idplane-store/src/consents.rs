@@ -103,9 +103,11 @@ pub async fn delete(
         .bind(tenant.to_string())
         .bind(principal.to_string())
         .bind(client),
-        None => sqlx::query("DELETE FROM oauth_consents WHERE tenant_id = $1 AND principal_id = $2")
-            .bind(tenant.to_string())
-            .bind(principal.to_string()),
+        None => {
+            sqlx::query("DELETE FROM oauth_consents WHERE tenant_id = $1 AND principal_id = $2")
+                .bind(tenant.to_string())
+                .bind(principal.to_string())
+        }
     }
     .execute(tx.conn())
     .await?;

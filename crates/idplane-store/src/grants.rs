@@ -188,8 +188,7 @@ fn refresh_from_row(row: &AnyRow) -> Result<StoredRefreshToken> {
     let access: Option<String> = row.try_get("access_jti")?;
     // `access_jti` holds "jti expires_at_ms" so a family revocation can
     // list the JWT to revoke until it expires.
-    let (access_jti, access_expires_at) = match access.as_deref().and_then(|a| a.split_once(' '))
-    {
+    let (access_jti, access_expires_at) = match access.as_deref().and_then(|a| a.split_once(' ')) {
         Some((jti, ms)) => (
             Some(jti.to_owned()),
             ms.parse::<i64>()
@@ -262,7 +261,11 @@ pub async fn refresh_token(
 
 /// Marks a refresh token spent; false if it already was (a replay, or a
 /// concurrent rotation that won).
-pub async fn spend_refresh_token(tx: &mut WriteTx, token_hash: &str, at: Timestamp) -> Result<bool> {
+pub async fn spend_refresh_token(
+    tx: &mut WriteTx,
+    token_hash: &str,
+    at: Timestamp,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE oauth_refresh_tokens SET used_at = $1 \
          WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
@@ -295,9 +298,11 @@ pub async fn revoke_refresh_tokens(
         FamilyFilter::Family(f) => ("family_id = $3", f.to_owned(), None),
         FamilyFilter::Principal(p) => ("principal_id = $3", p.to_string(), None),
         FamilyFilter::Session(s) => ("session_id = $3", s.to_owned(), None),
-        FamilyFilter::PrincipalAndClient(p, c) => {
-            ("principal_id = $3 AND client_id = $4", p.to_string(), Some(c))
-        }
+        FamilyFilter::PrincipalAndClient(p, c) => (
+            "principal_id = $3 AND client_id = $4",
+            p.to_string(),
+            Some(c),
+        ),
     };
     // `clause` is one of the fixed strings above; values are bound.
     let sql = format!(
@@ -403,7 +408,10 @@ pub async fn revoke_jti(
 }
 
 /// Revoked token ids that have not expired yet at `now`.
-pub async fn revoked_jtis(conn: &mut impl Conn, now: Timestamp) -> Result<Vec<(String, Timestamp)>> {
+pub async fn revoked_jtis(
+    conn: &mut impl Conn,
+    now: Timestamp,
+) -> Result<Vec<(String, Timestamp)>> {
     let rows = sqlx::query("SELECT jti, expires_at FROM oauth_revoked_jtis WHERE expires_at > $1")
         .bind(millis(now))
         .fetch_all(conn.conn())

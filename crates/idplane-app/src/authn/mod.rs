@@ -66,7 +66,9 @@ impl crate::App {
         let grants = idplane_store::grants::purge_expired(&mut tx, now).await?;
         if counters + grants > 0 {
             let event = idplane_core::audit::AuditEvent::new(&ctx, "housekeeping.purge", None)
-                .with_details(serde_json::json!({"throttle_counters": counters, "oauth_grants": grants}));
+                .with_details(
+                    serde_json::json!({"throttle_counters": counters, "oauth_grants": grants}),
+                );
             tx.commit(event).await?;
         }
         // Revocations made on other nodes reach this one's memory.

@@ -199,7 +199,9 @@ impl App {
                 .await?;
             let event =
                 AuditEvent::new(ctx, "session.end", Some(format!("session:{}", session.id)))
-                    .with_details(json!({"reason": "signed out", "clients_signed_out": notices.len()}));
+                    .with_details(
+                        json!({"reason": "signed out", "clients_signed_out": notices.len()}),
+                    );
             tx.commit(event).await?;
             self.notify_logout(ctx, notices);
         }

@@ -13,7 +13,7 @@
 //! expires, on every node. Times are checked with the injected clock,
 //! jsonwebtoken only checks the signature.
 //!
-//! A `jwks_uri` is fetched over https ([`JWKS_FETCH_TIMEOUT`],
+//! A `jwks_uri` is fetched over https ([`crate::outbound::OUTBOUND_TIMEOUT`],
 //! [`MAX_JWKS_BYTES`], no redirects) and kept in memory for
 //! [`JWKS_CACHE_TTL`]; an assertion whose key is not in the cached copy
 //! causes one refetch, at most every [`JWKS_MIN_REFETCH`] per URI, so that
@@ -22,8 +22,7 @@
 //! The JOSE checks shared with DPoP proofs ([`super::dpop`]) live here too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -63,9 +62,6 @@ pub const JWKS_CACHE_TTL: SignedDuration = SignedDuration::from_mins(5);
 /// The shortest time between two fetches of one `jwks_uri` caused by a key
 /// missing from the cached copy.
 pub const JWKS_MIN_REFETCH: SignedDuration = SignedDuration::from_secs(10);
-
-/// How long fetching a `jwks_uri` may take, connection included.
-pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The largest `jwks_uri` document read, in bytes.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -218,7 +214,9 @@ impl App {
     /// Fetches a client's `jwks_uri` and caches the keys.
     async fn fetch_client_jwks(&self, uri: &str) -> OAuthResult<Arc<Vec<Value>>> {
         let keys = Arc::new(fetch_jwks(uri).await.map_err(refused)?);
-        self.inner.client_jwks.put(uri, keys.clone(), self.clock().now());
+        self.inner
+            .client_jwks
+            .put(uri, keys.clone(), self.clock().now());
         Ok(keys)
     }
 }
@@ -517,7 +515,6 @@ struct CachedJwks {
     fetched_at: Timestamp,
 }
 
-
 impl JwksCache {
     /// The keys of `uri` if fetched less than [`JWKS_CACHE_TTL`] ago.
     fn fresh(&self, uri: &str, now: Timestamp) -> Option<Arc<Vec<Value>>> {
@@ -556,25 +553,6 @@ impl JwksCache {
     }
 }
 
-/// The HTTP client for `jwks_uri` fetches: short timeout, no redirects.
-fn http_client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client);
-    }
-    let client = reqwest::Client::builder()
-        .timeout(JWKS_FETCH_TIMEOUT)
-        .connect_timeout(JWKS_FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("idplane/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot build the HTTP client for jwks_uri");
-            "the client's jwks_uri cannot be fetched now".to_owned()
-        })?;
-    Ok(CLIENT.get_or_init(|| client))
-}
-
 /// Fetches and checks the JWK Set at `uri` (https only, bounded in time
 /// and size).
 async fn fetch_jwks(uri: &str) -> Result<Vec<Value>, String> {
@@ -590,7 +568,11 @@ async fn fetch_jwks(uri: &str) -> Result<Vec<Value>, String> {
             "the client's jwks_uri could not be fetched".to_owned()
         }
     };
-    let mut response = http_client()?
+    let client = crate::outbound::client().map_err(|e| {
+        tracing::error!(error = %e, "cannot build the outbound HTTP client");
+        "the client's jwks_uri cannot be fetched now".to_owned()
+    })?;
+    let mut response = client
         .get(url)
         .header(
             reqwest::header::ACCEPT,

@@ -7,6 +7,7 @@
 //! to the client ([`AuthorizeError::Redirect`]), never to an unregistered URI.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use idplane_core::audit::AuditEvent;
@@ -104,10 +105,15 @@ impl Params {
         for (name, value) in pairs {
             if name == "resource" {
                 params.resources.push(value);
-            } else if params.single.contains_key(&name) {
-                params.repeated.get_or_insert(name);
-            } else {
-                params.single.insert(name, value);
+                continue;
+            }
+            match params.single.entry(name) {
+                Entry::Occupied(seen) => {
+                    params.repeated.get_or_insert_with(|| seen.key().clone());
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
             }
         }
         params
@@ -182,7 +188,10 @@ impl App {
             ));
         }
         if client.require_pushed_authorization_requests
-            || self.auth_policy(ctx).await?.require_pushed_authorization_requests
+            || self
+                .auth_policy(ctx)
+                .await?
+                .require_pushed_authorization_requests
         {
             return Err(AuthorizeError::Redirect {
                 redirect_uri: redirect_uri.to_owned(),
@@ -217,7 +226,10 @@ impl App {
                 "a pushed request cannot carry request_uri",
             ));
         }
-        if params.get("client_id").is_some_and(|c| c != client.client_id) {
+        if params
+            .get("client_id")
+            .is_some_and(|c| c != client.client_id)
+        {
             return Err(OAuthError::invalid_request(
                 "client_id does not match the authenticated client",
             ));
@@ -255,7 +267,9 @@ impl App {
         request_uri: &str,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
         let invalid = || AuthorizeError::Page("the request_uri is unknown, used or expired".into());
-        let handle = request_uri.strip_prefix(PAR_URN_PREFIX).ok_or_else(invalid)?;
+        let handle = request_uri
+            .strip_prefix(PAR_URN_PREFIX)
+            .ok_or_else(invalid)?;
         let hash = token_hash(handle);
         let stored = self.take_request(ctx, &hash).await?.ok_or_else(invalid)?;
         if !stored.pushed || stored.client_id != client.client_id {
@@ -288,7 +302,9 @@ impl App {
             }
         }
         if params.get("response_mode").is_some_and(|m| m != "query") {
-            return Err(OAuthError::invalid_request("only response_mode=query is supported"));
+            return Err(OAuthError::invalid_request(
+                "only response_mode=query is supported",
+            ));
         }
         if params.get("request").is_some() {
             return Err(OAuthError::new(
@@ -302,7 +318,10 @@ impl App {
                 "this client may not use the authorization code grant",
             ));
         }
-        let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+        let code_challenge = match (
+            params.get("code_challenge"),
+            params.get("code_challenge_method"),
+        ) {
             (None, _) => {
                 return Err(OAuthError::invalid_request(
                     "PKCE is required: send code_challenge with code_challenge_method=S256",
@@ -326,7 +345,9 @@ impl App {
         let prompt = parse_scope(params.get("prompt"));
         for p in &prompt {
             if !matches!(p.as_str(), "none" | "login" | "consent") {
-                return Err(OAuthError::invalid_request(format!("unsupported prompt `{p}`")));
+                return Err(OAuthError::invalid_request(format!(
+                    "unsupported prompt `{p}`"
+                )));
             }
         }
         if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
@@ -337,10 +358,9 @@ impl App {
         let max_age = params
             .get("max_age")
             .map(|m| {
-                m.parse::<i64>()
-                    .ok()
-                    .filter(|m| *m >= 0)
-                    .ok_or_else(|| OAuthError::invalid_request("max_age must be a number of seconds"))
+                m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| {
+                    OAuthError::invalid_request("max_age must be a number of seconds")
+                })
             })
             .transpose()?;
         let resources = self
@@ -468,7 +488,8 @@ impl App {
             &StoredCode {
                 tenant_id: ctx.tenant,
                 client_id: request.client_id.clone(),
-                grant: serde_json::to_value(&grant).map_err(|e| AppError::Internal(e.to_string()))?,
+                grant: serde_json::to_value(&grant)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
                 created_at: ctx.now,
                 expires_at: ctx.now + CODE_LIFETIME,
                 used_at: None,
@@ -477,12 +498,16 @@ impl App {
         )
         .await?;
         tx.commit(
-            AuditEvent::new(ctx, "oauth.authorize", Some(format!("client:{}", request.client_id)))
-                .with_details(json!({
-                    "principal": format!("user:{}", person.id),
-                    "scope": request.scopes.join(" "),
-                    "session": session.id,
-                })),
+            AuditEvent::new(
+                ctx,
+                "oauth.authorize",
+                Some(format!("client:{}", request.client_id)),
+            )
+            .with_details(json!({
+                "principal": format!("user:{}", person.id),
+                "scope": request.scopes.join(" "),
+                "session": session.id,
+            })),
         )
         .await?;
         Ok(code)
@@ -502,7 +527,11 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::from_pairs(pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())))
+        Params::from_pairs(
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        )
     }
 
     #[test]

@@ -199,7 +199,9 @@ impl App {
                     self.verify_client_assertion(client, assertion, endpoint)
                         .await
                 } else {
-                    Err(OAuthError::invalid_client("unsupported client_assertion_type"))
+                    Err(OAuthError::invalid_client(
+                        "unsupported client_assertion_type",
+                    ))
                 };
                 if let Err(err) = checked {
                     return Err(self

@@ -60,8 +60,12 @@ impl App {
         )
         .await?;
         tx.commit(
-            AuditEvent::new(ctx, "oauth.consent", Some(format!("client:{}", client.client_id)))
-                .with_details(json!({"principal": format!("user:{person}"), "scopes": all})),
+            AuditEvent::new(
+                ctx,
+                "oauth.consent",
+                Some(format!("client:{}", client.client_id)),
+            )
+            .with_details(json!({"principal": format!("user:{person}"), "scopes": all})),
         )
         .await?;
         Ok(())
@@ -75,18 +79,33 @@ impl App {
 
     /// Withdraws a consent and revokes the client's refresh tokens for
     /// `person`. Audited.
-    pub async fn revoke_consent(&self, ctx: &Ctx, person: PrincipalId, client_id: &str) -> Result<()> {
+    pub async fn revoke_consent(
+        &self,
+        ctx: &Ctx,
+        person: PrincipalId,
+        client_id: &str,
+    ) -> Result<()> {
         let mut tx = self.store().write().await?;
         if consents::delete(&mut tx, ctx.tenant, person, Some(client_id)).await? == 0 {
             return Err(AppError::NotFound(format!("consent for `{client_id}`")));
         }
         let revoked = self
-            .revoke_refresh_tokens(&mut tx, ctx, FamilyFilter::PrincipalAndClient(person, client_id))
+            .revoke_refresh_tokens(
+                &mut tx,
+                ctx,
+                FamilyFilter::PrincipalAndClient(person, client_id),
+            )
             .await?
             .len();
         tx.commit(
-            AuditEvent::new(ctx, "oauth.consent_revoke", Some(format!("client:{client_id}")))
-                .with_details(json!({"principal": format!("user:{person}"), "refresh_tokens_revoked": revoked})),
+            AuditEvent::new(
+                ctx,
+                "oauth.consent_revoke",
+                Some(format!("client:{client_id}")),
+            )
+            .with_details(
+                json!({"principal": format!("user:{person}"), "refresh_tokens_revoked": revoked}),
+            ),
         )
         .await?;
         Ok(())

@@ -123,9 +123,10 @@ impl From<AppError> for OAuthError {
             AppError::Forbidden(why) => Self::new(ErrorCode::AccessDenied, why),
             AppError::NotFound(what) => Self::invalid_request(format!("{what} not found")),
             AppError::Conflict(why) => Self::invalid_request(why),
-            AppError::VersionMismatch { .. } => {
-                Self::new(ErrorCode::TemporarilyUnavailable, "concurrent change; retry")
-            }
+            AppError::VersionMismatch { .. } => Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "concurrent change; retry",
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error in an OAuth request");
                 Self::new(ErrorCode::ServerError, "an internal error occurred")

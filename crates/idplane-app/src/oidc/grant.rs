@@ -57,7 +57,11 @@ pub struct CodeGrant {
 /// Parses a space-separated scope parameter into distinct values, in order.
 pub fn parse_scope(scope: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+    for s in scope
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
         if !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
         }

@@ -49,8 +49,12 @@ impl App {
         };
         let Some(mut claims) = found else {
             self.record(
-                AuditEvent::new(ctx, "oauth.introspect", Some(format!("client:{}", caller.client_id)))
-                    .with_details(json!({"active": false})),
+                AuditEvent::new(
+                    ctx,
+                    "oauth.introspect",
+                    Some(format!("client:{}", caller.client_id)),
+                )
+                .with_details(json!({"active": false})),
             )
             .await?;
             return Ok(json!({"active": false}));
@@ -98,7 +102,12 @@ impl App {
     /// RFC 7009: revokes a refresh token (and its whole family) or an
     /// access token issued to `caller`. Unknown tokens and tokens of other
     /// clients are ignored, as the RFC asks (the response is the same).
-    pub async fn revoke_oauth_token(&self, ctx: &Ctx, caller: &Client, token: &str) -> OAuthResult<()> {
+    pub async fn revoke_oauth_token(
+        &self,
+        ctx: &Ctx,
+        caller: &Client,
+        token: &str,
+    ) -> OAuthResult<()> {
         let mut tx = self.store().write().await?;
         let what = if token.starts_with(REFRESH_PREFIX) {
             match grants::refresh_token(&mut tx, &token_hash(token)).await? {
@@ -106,18 +115,30 @@ impl App {
                     if stored.tenant_id == ctx.tenant && stored.client_id == caller.client_id =>
                 {
                     let revoked = self
-                        .revoke_refresh_tokens(&mut tx, ctx, FamilyFilter::Family(&stored.family_id))
+                        .revoke_refresh_tokens(
+                            &mut tx,
+                            ctx,
+                            FamilyFilter::Family(&stored.family_id),
+                        )
                         .await?
                         .len();
-                    Some(json!({"token_type": "refresh_token", "family": stored.family_id, "revoked": revoked}))
+                    Some(
+                        json!({"token_type": "refresh_token", "family": stored.family_id, "revoked": revoked}),
+                    )
                 }
                 _ => None,
             }
         } else {
             match self.validate_access_token(ctx.tenant, token).await? {
                 Some(valid) if valid.client_id() == Some(caller.client_id.as_str()) => {
-                    self.revoke_access_jti(&mut tx, ctx.tenant, &valid.jti, valid.expires_at, ctx.now)
-                        .await?;
+                    self.revoke_access_jti(
+                        &mut tx,
+                        ctx.tenant,
+                        &valid.jti,
+                        valid.expires_at,
+                        ctx.now,
+                    )
+                    .await?;
                     Some(json!({"token_type": "access_token", "jti": valid.jti}))
                 }
                 _ => None,
@@ -125,8 +146,12 @@ impl App {
         };
         if let Some(details) = what {
             tx.commit(
-                AuditEvent::new(ctx, "oauth.revoke", Some(format!("client:{}", caller.client_id)))
-                    .with_details(details),
+                AuditEvent::new(
+                    ctx,
+                    "oauth.revoke",
+                    Some(format!("client:{}", caller.client_id)),
+                )
+                .with_details(details),
             )
             .await?;
         }
@@ -149,7 +174,9 @@ impl App {
         let person = principals::by_id(&mut conn, ctx.tenant, subject)
             .await?
             .filter(|p| p.is_active_at(ctx.now))
-            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the user may no longer sign in"))?;
+            .ok_or_else(|| {
+                OAuthError::new(ErrorCode::InvalidToken, "the user may no longer sign in")
+            })?;
         let grant = Grant {
             client_id: token.client_id().unwrap_or_default().to_owned(),
             subject: Some(person.id),
@@ -168,5 +195,9 @@ impl App {
 }
 
 fn token_type(claims: &Map<String, Value>) -> &'static str {
-    if claims.contains_key("cnf") { "DPoP" } else { "Bearer" }
+    if claims.contains_key("cnf") {
+        "DPoP"
+    } else {
+        "Bearer"
+    }
 }

@@ -20,8 +20,6 @@ use crate::{App, Result};
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Logout tokens live this long.
 const LOGOUT_TOKEN_LIFETIME: SignedDuration = SignedDuration::from_mins(2);
-/// How long a relying party has to answer a logout token.
-const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A relying party to tell that a person's session at idplane ended.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,11 +79,13 @@ impl App {
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             return Ok(());
         };
-        let token = self.logout_token(&client.client_id, client.id_token_signed_response_alg, notice, ctx.now)?;
-        let outcome = reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let token = self.logout_token(
+            &client.client_id,
+            client.id_token_signed_response_alg,
+            notice,
+            ctx.now,
+        )?;
+        let outcome = crate::outbound::client()
             .map_err(|e| crate::AppError::Internal(e.to_string()))?
             .post(&uri)
             .form(&[("logout_token", token.as_str())])
@@ -96,12 +96,16 @@ impl App {
             Ok(r) => (false, r.status().as_u16().to_string()),
             Err(e) => (false, e.to_string()),
         };
-        let mut event = AuditEvent::new(ctx, "oauth.backchannel_logout", Some(format!("client:{}", client.client_id)))
-            .with_details(json!({
-                "subject": format!("user:{}", notice.subject),
-                "session": notice.session_id,
-                "status": detail,
-            }));
+        let mut event = AuditEvent::new(
+            ctx,
+            "oauth.backchannel_logout",
+            Some(format!("client:{}", client.client_id)),
+        )
+        .with_details(json!({
+            "subject": format!("user:{}", notice.subject),
+            "session": notice.session_id,
+            "status": detail,
+        }));
         if !delivered {
             event = event.failed();
         }
@@ -121,14 +125,18 @@ impl App {
         claims.insert("iss".into(), self.issuer().into());
         claims.insert("aud".into(), client_id.into());
         claims.insert("iat".into(), now.as_second().into());
-        claims.insert("exp".into(), (now + LOGOUT_TOKEN_LIFETIME).as_second().into());
+        claims.insert(
+            "exp".into(),
+            (now + LOGOUT_TOKEN_LIFETIME).as_second().into(),
+        );
         claims.insert("jti".into(), new_jti().into());
         claims.insert("sub".into(), notice.subject.to_string().into());
         if let Some(sid) = &notice.session_id {
             claims.insert("sid".into(), sid.clone().into());
         }
         claims.insert("events".into(), json!({ BACKCHANNEL_EVENT: {} }));
-        self.active_signing_key(alg)?.sign("logout+jwt", &Value::Object(claims))
+        self.active_signing_key(alg)?
+            .sign("logout+jwt", &Value::Object(claims))
     }
 
     /// The claims of an ID token we issued, whatever its age (a hint at

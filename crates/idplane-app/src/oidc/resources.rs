@@ -10,8 +10,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use idplane_core::audit::AuditEvent;
 use idplane_core::{Ctx, TenantId, Timestamp, ValidationError};
-use jiff::SignedDuration;
 use idplane_store::resources::{self, StoredResource};
+use jiff::SignedDuration;
 use serde_json::json;
 
 use super::error::{ErrorCode, OAuthError, OAuthResult};
@@ -22,9 +22,12 @@ const MAX_RESOURCES: usize = 8;
 /// How long another node's change to the resource servers may go unseen.
 pub const RESOURCE_CACHE_TTL: SignedDuration = SignedDuration::from_secs(30);
 
-/// The resource servers of each tenant, and when they were read.
+/// A tenant's resource servers, and when they were read.
+type CachedResources = (Timestamp, Arc<Vec<StoredResource>>);
+
+/// The resource servers of each tenant.
 #[derive(Debug, Default)]
-pub(crate) struct ResourceCache(RwLock<HashMap<TenantId, (Timestamp, Arc<Vec<StoredResource>>)>>);
+pub(crate) struct ResourceCache(RwLock<HashMap<TenantId, CachedResources>>);
 
 impl App {
     /// Registers (or replaces) a resource server. Audited.
@@ -36,11 +39,9 @@ impl App {
         scopes: Vec<String>,
     ) -> Result<StoredResource> {
         if !is_resource_uri(identifier) {
-            return Err(ValidationError::new(
-                "identifier",
-                "an absolute URI without a fragment",
-            )
-            .into());
+            return Err(
+                ValidationError::new("identifier", "an absolute URI without a fragment").into(),
+            );
         }
         let mut tx = self.store().write().await?;
         let created_at = resources::get(&mut tx, ctx.tenant, identifier)

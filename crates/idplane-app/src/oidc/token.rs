@@ -41,12 +41,10 @@ pub struct TokenResponse {
 
 impl TokenResponse {
     pub fn to_json(&self) -> Value {
-        let mut body = json!({
-            "access_token": self.access_token,
-            "token_type": self.token_type,
-            "expires_in": self.expires_in,
-        });
-        let map = body.as_object_mut().expect("a JSON object");
+        let mut map = serde_json::Map::new();
+        map.insert("access_token".into(), self.access_token.clone().into());
+        map.insert("token_type".into(), self.token_type.into());
+        map.insert("expires_in".into(), self.expires_in.into());
         if !self.scope.is_empty() {
             map.insert("scope".into(), self.scope.clone().into());
         }
@@ -59,13 +57,17 @@ impl TokenResponse {
         if let Some(t) = self.issued_token_type {
             map.insert("issued_token_type".into(), t.into());
         }
-        body
+        Value::Object(map)
     }
 
     pub(crate) fn new(access: &AccessToken, grant: &Grant, now: Timestamp) -> Self {
         Self {
             access_token: access.token.clone(),
-            token_type: if grant.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
+            token_type: if grant.dpop_jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: (access.expires_at.as_second() - now.as_second()).max(0),
             scope: grant.scope(),
             refresh_token: None,
@@ -115,9 +117,13 @@ impl App {
             let family = stored.family_id.clone().unwrap_or_default();
             let revoked = self.revoke_family(&mut tx, ctx, &family).await?;
             tx.commit(
-                AuditEvent::new(ctx, "oauth.code_replay", Some(format!("client:{}", client.client_id)))
-                    .failed()
-                    .with_details(json!({"family": family, "revoked": revoked})),
+                AuditEvent::new(
+                    ctx,
+                    "oauth.code_replay",
+                    Some(format!("client:{}", client.client_id)),
+                )
+                .failed()
+                .with_details(json!({"family": family, "revoked": revoked})),
             )
             .await?;
             return Err(OAuthError::invalid_grant(
@@ -137,8 +143,14 @@ impl App {
         let verifier = code_verifier
             .filter(|v| valid_verifier(v))
             .ok_or_else(|| OAuthError::invalid_grant("a valid code_verifier is required"))?;
-        if !bool::from(s256(verifier).as_bytes().ct_eq(code_grant.code_challenge.as_bytes())) {
-            return Err(OAuthError::invalid_grant("the code_verifier does not match"));
+        if !bool::from(
+            s256(verifier)
+                .as_bytes()
+                .ct_eq(code_grant.code_challenge.as_bytes()),
+        ) {
+            return Err(OAuthError::invalid_grant(
+                "the code_verifier does not match",
+            ));
         }
         let mut grant = code_grant.grant;
         bind_dpop(&mut grant, dpop_jkt)?;
@@ -170,8 +182,15 @@ impl App {
             )?);
         }
         self.store_access_token(&mut tx, &access).await?;
-        tx.commit(issued_event(ctx, "authorization_code", client, &grant, &access, &family))
-            .await?;
+        tx.commit(issued_event(
+            ctx,
+            "authorization_code",
+            client,
+            &grant,
+            &access,
+            &family,
+        ))
+        .await?;
         Ok(response)
     }
 
@@ -196,7 +215,8 @@ impl App {
         if stored.revoked_at.is_some() {
             return Err(OAuthError::invalid_grant("the refresh token was revoked"));
         }
-        if stored.used_at.is_some() || !grants::spend_refresh_token(&mut tx, &hash, ctx.now).await? {
+        if stored.used_at.is_some() || !grants::spend_refresh_token(&mut tx, &hash, ctx.now).await?
+        {
             let revoked = self.revoke_family(&mut tx, ctx, &stored.family_id).await?;
             tx.commit(
                 AuditEvent::new(
@@ -245,12 +265,26 @@ impl App {
         let mut response = TokenResponse::new(&access, &grant, ctx.now);
         // The family keeps its absolute end: rotation never extends a grant.
         response.refresh_token = Some(
-            issue_refresh(&mut tx, ctx, &grant, &stored.family_id, &access, stored.expires_at)
-                .await?,
+            issue_refresh(
+                &mut tx,
+                ctx,
+                &grant,
+                &stored.family_id,
+                &access,
+                stored.expires_at,
+            )
+            .await?,
         );
         self.store_access_token(&mut tx, &access).await?;
-        tx.commit(issued_event(ctx, "refresh_token", client, &grant, &access, &stored.family_id))
-            .await?;
+        tx.commit(issued_event(
+            ctx,
+            "refresh_token",
+            client,
+            &grant,
+            &access,
+            &stored.family_id,
+        ))
+        .await?;
         Ok(response)
     }
 
@@ -264,7 +298,9 @@ impl App {
         resources: &[String],
         dpop_jkt: Option<&str>,
     ) -> OAuthResult<TokenResponse> {
-        if !client.allows(GrantType::ClientCredentials) || client.client_type != ClientType::Confidential {
+        if !client.allows(GrantType::ClientCredentials)
+            || client.client_type != ClientType::Confidential
+        {
             return Err(unauthorized_client());
         }
         let scopes = self.check_scopes(client, scope)?;
@@ -280,8 +316,11 @@ impl App {
             actor: None,
         };
         let access = self.mint_access_token(ctx, client, &grant, None).await?;
-        self.record_issued(&access, issued_event(ctx, "client_credentials", client, &grant, &access, ""))
-            .await?;
+        self.record_issued(
+            &access,
+            issued_event(ctx, "client_credentials", client, &grant, &access, ""),
+        )
+        .await?;
         Ok(TokenResponse::new(&access, &grant, ctx.now))
     }
 
@@ -444,8 +483,12 @@ pub(crate) fn issued_event(
             map.insert("dpop_bound".into(), true.into());
         }
     }
-    AuditEvent::new(ctx, "oauth.token", Some(format!("client:{}", client.client_id)))
-        .with_details(details)
+    AuditEvent::new(
+        ctx,
+        "oauth.token",
+        Some(format!("client:{}", client.client_id)),
+    )
+    .with_details(details)
 }
 
 #[cfg(test)]
@@ -458,7 +501,9 @@ mod tests {
             s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-        assert!(valid_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+        assert!(valid_verifier(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        ));
         assert!(!valid_verifier("short"));
         assert!(!valid_verifier(&"a b".repeat(20)));
     }

@@ -198,8 +198,10 @@ impl App {
                     .collect();
                 claims.insert("entitlements".into(), json!(entitlements));
             }
+            // The client acts for itself; after a token exchange the
+            // grant's client is the one the subject token was about.
             None => {
-                claims.insert("sub".into(), client.client_id.clone().into());
+                claims.insert("sub".into(), grant.client_id.clone().into());
             }
         }
         if let Some(auth) = &grant.auth {
@@ -267,7 +269,9 @@ impl App {
         let mut conn = self.store().read().await?;
         let mut names = Vec::with_capacity(groups.len());
         for id in groups {
-            if let Some(group) = idplane_store::principals::by_id(&mut conn, ctx.tenant, *id).await? {
+            if let Some(group) =
+                idplane_store::principals::by_id(&mut conn, ctx.tenant, *id).await?
+            {
                 names.push(group.name);
             }
         }

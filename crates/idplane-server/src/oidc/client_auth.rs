@@ -46,7 +46,10 @@ pub fn credentials(headers: &HeaderMap, form: &Params) -> Result<ClientCredentia
     if let Some(assertion) = assertion {
         return Ok(ClientCredentials::Assertion {
             client_id,
-            assertion_type: form.get("client_assertion_type").unwrap_or_default().to_owned(),
+            assertion_type: form
+                .get("client_assertion_type")
+                .unwrap_or_default()
+                .to_owned(),
             assertion: assertion.to_owned(),
         });
     }
@@ -79,7 +82,11 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> Params {
-        Params::from_pairs(pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())))
+        Params::from_pairs(
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        )
     }
 
     fn basic(value: &str) -> HeaderMap {
@@ -109,7 +116,11 @@ mod tests {
         assert!(
             credentials(
                 &HeaderMap::new(),
-                &form(&[("client_id", "a"), ("client_secret", "b"), ("client_assertion", "x")])
+                &form(&[
+                    ("client_id", "a"),
+                    ("client_secret", "b"),
+                    ("client_assertion", "x")
+                ])
             )
             .is_err()
         );

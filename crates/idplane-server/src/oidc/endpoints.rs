@@ -35,7 +35,10 @@ async fn client_call(
     let ctx = state.app.ctx(tenant, Actor::Anonymous, meta.0);
     let creds = credentials(headers, form)?;
     let endpoint = format!("{}{path}", state.app.issuer());
-    let client = state.app.authenticate_client(&ctx, &creds, &endpoint).await?;
+    let client = state
+        .app
+        .authenticate_client(&ctx, &creds, &endpoint)
+        .await?;
     let ctx = Ctx {
         actor: Actor::Client {
             client_id: client.client_id.clone(),
@@ -96,7 +99,10 @@ pub async fn par(
 ) -> Response {
     let result = async {
         let (ctx, client) = client_call(&state, &headers, meta, &form, paths::PAR).await?;
-        state.app.push_authorization_request(&ctx, &client, &form).await
+        state
+            .app
+            .push_authorization_request(&ctx, &client, &form)
+            .await
     }
     .await;
     match result {

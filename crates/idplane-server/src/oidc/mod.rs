@@ -38,7 +38,10 @@ pub mod paths {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(jwks::routes())
-        .route("/.well-known/openid-configuration", get(discovery::configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::configuration),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery::configuration),

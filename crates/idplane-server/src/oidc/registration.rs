@@ -19,8 +19,8 @@ use idplane_core::{Actor, Ctx};
 
 use super::paths;
 use super::wire::{OAuthResponse, error_response, no_store};
-use crate::http::AppState;
 use crate::http::extract::Meta;
+use crate::http::{AppState, MAX_BODY_BYTES};
 
 /// Largest accepted client metadata document.
 pub const MAX_METADATA_BYTES: usize = 128 * 1024;
@@ -200,13 +200,19 @@ async fn read_metadata(headers: &HeaderMap, body: Body) -> OAuthResult<ClientMet
     if !is_json {
         return Err(invalid("the body must be application/json".into()));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_METADATA_BYTES)
+    let too_large = || {
+        invalid(format!(
+            "the body could not be read or is larger than {MAX_METADATA_BYTES} bytes"
+        ))
+    };
+    // Read up to the server's body limit before refusing an oversized
+    // document, so the client reads our answer instead of a reset.
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            invalid(format!(
-                "the body could not be read or is larger than {MAX_METADATA_BYTES} bytes"
-            ))
-        })?;
+        .map_err(|_| too_large())?;
+    if bytes.len() > MAX_METADATA_BYTES {
+        return Err(too_large());
+    }
     ClientMetadata::from_json(&bytes)
 }
 

@@ -83,7 +83,8 @@ pub async fn token(
                 let device_code = form
                     .get("device_code")
                     .ok_or_else(|| OAuthError::invalid_request("device_code is required"))?;
-                app.poll_device_code(&ctx, &client, device_code, jkt).await?
+                app.poll_device_code(&ctx, &client, device_code, jkt)
+                    .await?
             }
             "urn:ietf:params:oauth:grant-type:token-exchange" => {
                 app.exchange_token(&ctx, &client, &form, jkt).await?

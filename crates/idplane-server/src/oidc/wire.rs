@@ -47,19 +47,23 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         if !is_form {
             return Err(error_response(
-                &OAuthError::invalid_request(
-                    "the body must be application/x-www-form-urlencoded",
-                ),
+                &OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"),
                 None,
             ));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| {
-                error_response(&OAuthError::invalid_request("the body could not be read"), None)
+                error_response(
+                    &OAuthError::invalid_request("the body could not be read"),
+                    None,
+                )
             })?;
         Ok(Self(Params::from_pairs(
             url::form_urlencoded::parse(&bytes).into_owned(),
@@ -99,8 +103,10 @@ pub fn error_response(err: &OAuthError, challenge_scheme: Option<&str>) -> Respo
 /// rides along when the proof lacked one (RFC 9449 §8).
 pub fn dpop_error(state: &AppState, err: &OAuthError) -> Response {
     let mut response = error_response(err, None);
-    if matches!(err.code, ErrorCode::UseDpopNonce | ErrorCode::InvalidDpopProof)
-        && let Ok(nonce) = HeaderValue::from_str(&state.app.dpop_nonce())
+    if matches!(
+        err.code,
+        ErrorCode::UseDpopNonce | ErrorCode::InvalidDpopProof
+    ) && let Ok(nonce) = HeaderValue::from_str(&state.app.dpop_nonce())
     {
         response.headers_mut().insert("dpop-nonce", nonce);
     }

@@ -66,7 +66,13 @@ pub async fn authorize(
     let params = Params::from_pairs(pairs);
     match state.app.authorization_request(&ctx, &params).await {
         Ok((client, request)) => {
-            proceed(&state, &kit, &headers, meta, &client, &request, None, ctx.now, false).await
+            let pending = Pending {
+                client: &client,
+                request: &request,
+                handle: None,
+                requested_at: ctx.now,
+            };
+            proceed(&state, &kit, &headers, meta, pending, false).await
         }
         Err(e) => Ok(refused(&state, &kit, e)),
     }
@@ -86,13 +92,20 @@ pub async fn resume(
 ) -> Result<Response, Problem> {
     let kit = PageKit::new(&state, &headers);
     let ctx = super::anonymous(&state, meta.clone()).await?;
-    let Some((client, request, requested_at)) =
-        state.app.parked_authorization_request(&ctx, &query.h).await?
+    let Some((client, request, requested_at)) = state
+        .app
+        .parked_authorization_request(&ctx, &query.h)
+        .await?
     else {
         return Ok(expired(&kit));
     };
-    proceed(&state, &kit, &headers, meta, &client, &request, Some(query.h), requested_at, false)
-        .await
+    let pending = Pending {
+        client: &client,
+        request: &request,
+        handle: Some(query.h),
+        requested_at,
+    };
+    proceed(&state, &kit, &headers, meta, pending, false).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,29 +146,55 @@ pub async fn consent(
         .app
         .grant_consent(&me.ctx, me.principal.id, &client, &request.scopes)
         .await?;
-    proceed(&state, &kit, &headers, meta, &client, &request, Some(form.handle), requested_at, true)
-        .await
+    let pending = Pending {
+        client: &client,
+        request: &request,
+        handle: Some(form.handle),
+        requested_at,
+    };
+    proceed(&state, &kit, &headers, meta, pending, true).await
+}
+
+/// An authorization request on its way: its client, and, once parked
+/// for a form, the handle it is parked under.
+struct Pending<'a> {
+    client: &'a Client,
+    request: &'a AuthorizationRequest,
+    handle: Option<String>,
+    /// When the client sent it (`prompt=login` wants a sign-in after this).
+    requested_at: Timestamp,
 }
 
 /// Signs in, steps up, asks consent or issues the code, as needed.
-#[allow(clippy::too_many_arguments)]
 async fn proceed(
     state: &AppState,
     kit: &PageKit,
     headers: &HeaderMap,
     meta: Meta,
-    client: &Client,
-    request: &AuthorizationRequest,
-    handle: Option<String>,
-    requested_at: Timestamp,
+    pending: Pending<'_>,
     consented: bool,
 ) -> Result<Response, Problem> {
+    let Pending {
+        client,
+        request,
+        handle,
+        requested_at,
+    } = pending;
     // After a form (sign-in or consent) the person arrives here by redirect.
     let after_form = handle.is_some();
     let me = account::signed_in(state, kit, headers, meta).await?;
-    let session_ok = me.as_ref().is_some_and(|me| session_satisfies(me, request, requested_at));
+    let session_ok = me
+        .as_ref()
+        .is_some_and(|me| session_satisfies(me, request, requested_at));
     let fail = |code, why: &str| {
-        Ok(to_client(state, kit, client, request, Err(OAuthError::new(code, why)), after_form))
+        Ok(to_client(
+            state,
+            kit,
+            client,
+            request,
+            Err(OAuthError::new(code, why)),
+            after_form,
+        ))
     };
     let (Some(me), true) = (me, session_ok) else {
         if request.prompts("none") {
@@ -173,7 +212,10 @@ async fn proceed(
                 .await?);
     if consent_needed {
         if request.prompts("none") {
-            return fail(ErrorCode::ConsentRequired, "the person must approve the request");
+            return fail(
+                ErrorCode::ConsentRequired,
+                "the person must approve the request",
+            );
         }
         let handle = park(state, request, handle).await?;
         return Ok(consent_page(kit, client, request, &me, &handle));
@@ -189,7 +231,11 @@ async fn proceed(
 }
 
 /// Whether the session is strong, fresh and recent enough for `request`.
-fn session_satisfies(me: &SignedIn, request: &AuthorizationRequest, requested_at: Timestamp) -> bool {
+fn session_satisfies(
+    me: &SignedIn,
+    request: &AuthorizationRequest,
+    requested_at: Timestamp,
+) -> bool {
     let fresh_login = !request.prompts("login") || me.session.auth_time >= requested_at;
     fresh_login
         && idplane_app::authn::sessions::meets(
@@ -345,7 +391,12 @@ fn refused(state: &AppState, kit: &PageKit, error: AuthorizeError) -> Response {
             state: client_state,
             error,
         } => kit.redirect(
-            &redirect_url(&redirect_uri, client_state.as_deref(), state.app.issuer(), Err(error)),
+            &redirect_url(
+                &redirect_uri,
+                client_state.as_deref(),
+                state.app.issuer(),
+                Err(error),
+            ),
             Vec::new(),
         ),
     }

@@ -52,7 +52,12 @@ pub async fn end_session(
     let hint = match params.get("id_token_hint") {
         Some(token) => match state.app.id_token_hint(token) {
             Some(claims) => Some(claims),
-            None => return Ok(message(&kit, "The id_token_hint was not issued by this provider.")),
+            None => {
+                return Ok(message(
+                    &kit,
+                    "The id_token_hint was not issued by this provider.",
+                ));
+            }
         },
         None => None,
     };
@@ -121,7 +126,12 @@ pub async fn end_session(
             if let Some(state_value) = params.get("state") {
                 url.query_pairs_mut().append_pair("state", state_value);
             }
-            super::authorize::continue_to(&kit, client.as_ref().map_or("the application", |c| &c.name), url.as_str(), cookies)
+            super::authorize::continue_to(
+                &kit,
+                client.as_ref().map_or("the application", |c| &c.name),
+                url.as_str(),
+                cookies,
+            )
         }
         None => {
             let page = MessagePage {

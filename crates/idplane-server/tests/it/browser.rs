@@ -113,7 +113,11 @@ impl<'a> Browser<'a> {
         self.cookie("idplane_csrf").unwrap()
     }
 
-    pub async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, HeaderMap, String) {
+    pub async fn sign_in(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, HeaderMap, String) {
         let csrf = self.csrf().await;
         self.form(
             "/login",
@@ -126,4 +130,3 @@ impl<'a> Browser<'a> {
         .await
     }
 }
-

@@ -40,10 +40,8 @@ impl Prover {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(self.jwk.clone());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        // The server under test runs on the wall clock.
+        let now = idplane_core::Clock::now(&idplane_core::SystemClock).as_second();
         let mut claims = json!({
             "htm": method, "htu": url, "iat": now,
             "jti": uuid::Uuid::new_v4().to_string(),
@@ -55,7 +53,11 @@ impl Prover {
     }
 }
 
-async fn token(server: &TestServer, secret: &str, proof: &str) -> (StatusCode, Option<String>, Value) {
+async fn token(
+    server: &TestServer,
+    secret: &str,
+    proof: &str,
+) -> (StatusCode, Option<String>, Value) {
     let r = server
         .client
         .post(server.url("/oauth2/token"))
@@ -103,8 +105,16 @@ async fn dpop_binds_tokens_to_the_proof_key() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_dpop_proof");
     // A proof for another URL or method.
-    for (method, target) in [("POST", server.url("/oauth2/introspect")), ("GET", url.clone())] {
-        let (_, _, body) = token(&server, &secret, &prover.proof(method, &target, Some(&nonce))).await;
+    for (method, target) in [
+        ("POST", server.url("/oauth2/introspect")),
+        ("GET", url.clone()),
+    ] {
+        let (_, _, body) = token(
+            &server,
+            &secret,
+            &prover.proof(method, &target, Some(&nonce)),
+        )
+        .await;
         assert_eq!(body["error"], "invalid_dpop_proof", "{method} {target}");
     }
 

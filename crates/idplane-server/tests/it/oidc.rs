@@ -101,7 +101,10 @@ fn query_of(url: &str) -> HashMap<String, String> {
 
 /// The client URL on the "continue" page shown after a form.
 fn continue_url(html: &str) -> String {
-    let start = html.find("id=\"continue\" href=\"").expect("a continue link") + 20;
+    let start = html
+        .find("id=\"continue\" href=\"")
+        .expect("a continue link")
+        + 20;
     let end = start + html[start..].find('"').unwrap();
     html[start..end].replace("&amp;", "&").replace("&#38;", "&")
 }
@@ -124,7 +127,10 @@ async fn authorize(
     let (status, headers, _) = browser.sign_in(username, PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let resume = headers[LOCATION].to_str().unwrap().to_owned();
-    assert!(resume.starts_with("/oauth2/authorize/resume?h="), "{resume}");
+    assert!(
+        resume.starts_with("/oauth2/authorize/resume?h="),
+        "{resume}"
+    );
     let (status, _, html) = browser.get(&resume).await;
     assert_eq!(status, StatusCode::OK);
     let html = if consent {
@@ -157,7 +163,9 @@ async fn authorize(
 async fn discovery_documents_agree_and_every_endpoint_answers() {
     let server = TestServer::dev_oidc().await;
     let oidc = server.get_json("/.well-known/openid-configuration").await;
-    let oauth = server.get_json("/.well-known/oauth-authorization-server").await;
+    let oauth = server
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(oidc, oauth);
     assert_eq!(oidc["issuer"], server.base.as_str());
     assert_eq!(oidc["code_challenge_methods_supported"], json!(["S256"]));
@@ -167,7 +175,9 @@ async fn discovery_documents_agree_and_every_endpoint_answers() {
     assert!(!grants.contains(&json!("implicit")));
     assert!(!grants.contains(&json!("password")));
     for (key, value) in oidc.as_object().unwrap() {
-        let Some(url) = value.as_str().filter(|_| key.ends_with("_endpoint") || key == "jwks_uri")
+        let Some(url) = value
+            .as_str()
+            .filter(|_| key.ends_with("_endpoint") || key == "jwks_uri")
         else {
             continue;
         };
@@ -283,7 +293,10 @@ async fn a_relying_party_signs_a_person_in_refreshes_and_reads_userinfo() {
         .unwrap()
         .request_async(&http)
         .await;
-    assert!(format!("{replay:?}").contains("invalid_grant"), "{replay:?}");
+    assert!(
+        format!("{replay:?}").contains("invalid_grant"),
+        "{replay:?}"
+    );
     let after = rp
         .exchange_refresh_token(&second)
         .unwrap()
@@ -322,7 +335,11 @@ async fn a_relying_party_signs_a_person_in_refreshes_and_reads_userinfo() {
     assert!(query_of(location).contains_key("code"));
 }
 
-async fn token_request(server: &TestServer, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn token_request(
+    server: &TestServer,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut request = server.client.post(server.url("/oauth2/token")).form(form);
     if let Some((id, secret)) = auth {
         request = request.basic_auth(id, Some(secret));
@@ -363,7 +380,10 @@ async fn client_credentials_introspection_and_revocation() {
     let (status, body) = token_request(
         &server,
         Some(("billing", &service)),
-        &[("grant_type", "client_credentials"), ("scope", "invoices.read")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "invoices.read"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -391,12 +411,30 @@ async fn client_credentials_introspection_and_revocation() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // Wrong secret, unknown scope, unsupported grants.
-    let (status, body) = token_request(&server, Some(("billing", "idp_cs_wrong")), &[("grant_type", "client_credentials")]).await;
-    assert_eq!((status, s(&body["error"])), (StatusCode::UNAUTHORIZED, "invalid_client".into()));
-    let (_, body) = token_request(&server, Some(("billing", &service)), &[("grant_type", "client_credentials"), ("scope", "admin")]).await;
+    let (status, body) = token_request(
+        &server,
+        Some(("billing", "idp_cs_wrong")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(
+        (status, s(&body["error"])),
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    let (_, body) = token_request(
+        &server,
+        Some(("billing", &service)),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
     assert_eq!(body["error"], "invalid_scope");
     for grant in ["password", "implicit", "urn:x"] {
-        let (_, body) = token_request(&server, Some(("billing", &service)), &[("grant_type", grant)]).await;
+        let (_, body) = token_request(
+            &server,
+            Some(("billing", &service)),
+            &[("grant_type", grant)],
+        )
+        .await;
         assert_eq!(body["error"], "unsupported_grant_type", "{grant}");
     }
     let failed = server.audit_query("&action=client.auth").await;
@@ -412,7 +450,10 @@ async fn client_credentials_introspection_and_revocation() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(introspect(&server, "billing", &service, &token).await["active"], false);
+    assert_eq!(
+        introspect(&server, "billing", &service, &token).await["active"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -425,7 +466,11 @@ async fn hostile_authorization_requests_fail_safely() {
         "/oauth2/authorize?client_id=webapp&response_type=code&scope=openid&state=s1&code_challenge={challenge}&code_challenge_method=S256"
     );
     // Unregistered redirect URI: our own page, no redirect.
-    for bad in ["http://127.0.0.1:9/other", "https://evil.example.com/callback", "http://127.0.0.1:9/callback/../x"] {
+    for bad in [
+        "http://127.0.0.1:9/other",
+        "https://evil.example.com/callback",
+        "http://127.0.0.1:9/callback/../x",
+    ] {
         let (status, headers, html) = browser
             .get(&format!("{base}&redirect_uri={}", urlencode(bad)))
             .await;
@@ -435,7 +480,10 @@ async fn hostile_authorization_requests_fail_safely() {
     }
     // Unknown client: our own page.
     let (status, headers, _) = browser
-        .get(&format!("/oauth2/authorize?client_id=nobody&response_type=code&redirect_uri={}", urlencode(REDIRECT)))
+        .get(&format!(
+            "/oauth2/authorize?client_id=nobody&response_type=code&redirect_uri={}",
+            urlencode(REDIRECT)
+        ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(headers.get(LOCATION).is_none());
@@ -459,17 +507,32 @@ async fn hostile_authorization_requests_fail_safely() {
     }
     // Implicit and hybrid response types are refused.
     let (_, headers, _) = browser
-        .get(&format!("{base}&redirect_uri={}", urlencode(REDIRECT)).replace("response_type=code", "response_type=token"))
+        .get(
+            &format!("{base}&redirect_uri={}", urlencode(REDIRECT))
+                .replace("response_type=code", "response_type=token"),
+        )
         .await;
-    assert_eq!(query_of(headers[LOCATION].to_str().unwrap())["error"], "unsupported_response_type");
+    assert_eq!(
+        query_of(headers[LOCATION].to_str().unwrap())["error"],
+        "unsupported_response_type"
+    );
     // prompt=none without a session.
     let (_, headers, _) = browser
-        .get(&format!("{base}&redirect_uri={}&prompt=none", urlencode(REDIRECT)))
+        .get(&format!(
+            "{base}&redirect_uri={}&prompt=none",
+            urlencode(REDIRECT)
+        ))
         .await;
-    assert_eq!(query_of(headers[LOCATION].to_str().unwrap())["error"], "login_required");
+    assert_eq!(
+        query_of(headers[LOCATION].to_str().unwrap())["error"],
+        "login_required"
+    );
     // Repeated parameters.
     let (status, _, _) = browser
-        .get(&format!("{base}&redirect_uri={}&state=again", urlencode(REDIRECT)))
+        .get(&format!(
+            "{base}&redirect_uri={}&state=again",
+            urlencode(REDIRECT)
+        ))
         .await;
     assert_ne!(status, StatusCode::OK);
 }
@@ -506,7 +569,12 @@ async fn forged_tokens_are_refused_at_userinfo() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{token}");
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
     }
 }
 

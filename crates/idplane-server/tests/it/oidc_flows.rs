@@ -44,7 +44,10 @@ async fn setup(server: &TestServer, first_party: bool) -> String {
         .create("/api/v1/users", json!({"username": "alice"}))
         .await;
     let r = server
-        .req(reqwest::Method::POST, &format!("/api/v1/users/{}/password", s(&user["id"])))
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/users/{}/password", s(&user["id"])),
+        )
         .json(&json!({"password": PASSWORD, "temporary": false}))
         .send()
         .await
@@ -76,7 +79,10 @@ fn authorize_path(extra: &str) -> String {
 
 /// Follows a sign-in from the login page back to the parked request and
 /// returns the page or redirect the resume answers with.
-async fn sign_in_and_resume(browser: &mut Browser<'_>, login: &str) -> (StatusCode, String, String) {
+async fn sign_in_and_resume(
+    browser: &mut Browser<'_>,
+    login: &str,
+) -> (StatusCode, String, String) {
     browser.get(login).await;
     let (status, headers, _) = browser.sign_in("alice", PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -90,7 +96,10 @@ async fn sign_in_and_resume(browser: &mut Browser<'_>, login: &str) -> (StatusCo
 }
 
 fn continue_url(html: &str) -> String {
-    let start = html.find("id=\"continue\" href=\"").expect("a continue link") + 20;
+    let start = html
+        .find("id=\"continue\" href=\"")
+        .expect("a continue link")
+        + 20;
     let end = start + html[start..].find('"').unwrap();
     html[start..end].replace("&amp;", "&").replace("&#38;", "&")
 }
@@ -134,7 +143,10 @@ async fn step_up_and_prompt_login_send_the_person_to_sign_in_again() {
 
     // A stronger ACR than the session has: to the login page, asking for it.
     let (status, headers, _) = browser
-        .get(&authorize_path(&format!("&acr_values={}", enc("urn:idplane:acr:mfa"))))
+        .get(&authorize_path(&format!(
+            "&acr_values={}",
+            enc("urn:idplane:acr:mfa")
+        )))
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let login = location(&headers);
@@ -187,7 +199,10 @@ async fn pushed_requests_are_single_use_and_bound_to_their_client() {
     assert_eq!(body["expires_in"], 90);
 
     let mut browser = Browser::new(&server);
-    let path = format!("/oauth2/authorize?client_id=app&request_uri={}", enc(&request_uri));
+    let path = format!(
+        "/oauth2/authorize?client_id=app&request_uri={}",
+        enc(&request_uri)
+    );
     let (status, headers, _) = browser.get(&path).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, html) = sign_in_and_resume(&mut browser, &location(&headers)).await;
@@ -218,7 +233,10 @@ async fn pushed_requests_are_single_use_and_bound_to_their_client() {
         )
         .await;
     let (status, _, _) = browser
-        .get(&format!("/oauth2/authorize?client_id=other&request_uri={}", enc(&uri)))
+        .get(&format!(
+            "/oauth2/authorize?client_id=other&request_uri={}",
+            enc(&uri)
+        ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -236,15 +254,24 @@ async fn resource_indicators_set_the_audience() {
     assert_eq!(r.status(), StatusCode::OK);
     let mut browser = Browser::new(&server);
     let (_, headers, _) = browser
-        .get(&authorize_path(&format!("&resource={}", enc("https://orders.example.com"))))
+        .get(&authorize_path(&format!(
+            "&resource={}",
+            enc("https://orders.example.com")
+        )))
         .await;
     let (_, _, html) = sign_in_and_resume(&mut browser, &location(&headers)).await;
     let code = query_of(&continue_url(&html))["code"].clone();
     let tokens = exchange(&server, &secret, &code).await;
-    assert_eq!(claims(&s(&tokens["access_token"]))["aud"], "https://orders.example.com");
+    assert_eq!(
+        claims(&s(&tokens["access_token"]))["aud"],
+        "https://orders.example.com"
+    );
     // An unregistered resource is refused with invalid_target.
     let (_, headers, _) = browser
-        .get(&authorize_path(&format!("&resource={}", enc("https://evil.example.com"))))
+        .get(&authorize_path(&format!(
+            "&resource={}",
+            enc("https://evil.example.com")
+        )))
         .await;
     assert_eq!(query_of(&location(&headers))["error"], "invalid_target");
 }
@@ -282,14 +309,20 @@ async fn rp_initiated_logout_and_withdrawn_consent_revoke_tokens() {
     assert!(account.contains("<code>app</code>"), "{account}");
     let csrf = browser.csrf().await;
     let (status, _, _) = browser
-        .form("/account/consents/revoke", &[("csrf", &csrf), ("client_id", "app")])
+        .form(
+            "/account/consents/revoke",
+            &[("csrf", &csrf), ("client_id", "app")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let r = server
         .client
         .post(server.url("/oauth2/token"))
         .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &s(&tokens["refresh_token"]))])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &s(&tokens["refresh_token"])),
+        ])
         .send()
         .await
         .unwrap();
@@ -336,14 +369,16 @@ async fn deprovisioning_revokes_grants_and_sends_back_channel_logout() {
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
         "/bc",
-        axum::routing::post(move |axum::Form(form): axum::Form<HashMap<String, String>>| {
-            let sent = sent.clone();
-            async move {
-                sent.send(form.get("logout_token").cloned().unwrap_or_default())
-                    .unwrap();
-                StatusCode::OK
-            }
-        }),
+        axum::routing::post(
+            move |axum::Form(form): axum::Form<HashMap<String, String>>| {
+                let sent = sent.clone();
+                async move {
+                    sent.send(form.get("logout_token").cloned().unwrap_or_default())
+                        .unwrap();
+                    StatusCode::OK
+                }
+            },
+        ),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
@@ -393,12 +428,15 @@ async fn deprovisioning_revokes_grants_and_sends_back_channel_logout() {
         .client
         .post(server.url("/oauth2/token"))
         .basic_auth("app", Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &s(&tokens["refresh_token"]))])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &s(&tokens["refresh_token"])),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let delivered = server.audit_query("&action=oauth.backchannel_logout").await;
+    let delivered = server.wait_audit("&action=oauth.backchannel_logout").await;
     assert_eq!(delivered.len(), 1, "{delivered:?}");
 }
 

@@ -296,6 +296,19 @@ impl TestServer {
         page["items"].as_array().expect("items").clone()
     }
 
+    /// Waits (bounded) for audit records matching `query` that a
+    /// background task writes after the response (e.g. deliveries).
+    pub async fn wait_audit(&self, query: &str) -> Vec<Value> {
+        for _ in 0..100 {
+            let found = self.audit_query(query).await;
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no audit record matched {query:?}");
+    }
+
     /// How many audit records the default tenant has.
     pub async fn audit_count(&self) -> usize {
         self.audit().await.len()
