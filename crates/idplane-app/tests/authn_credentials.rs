@@ -7,73 +7,35 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
 use idplane_app::authn::password::Hasher;
 use idplane_app::directory::principals::{CreateUser, UpdateUser};
-use idplane_app::keyring::Keyring;
-use idplane_app::{App, AppError, Field};
+use idplane_app::{AppError, Field};
 use idplane_core::audit::{AuditRecord, Outcome};
 use idplane_core::directory::{Principal, Status, UserType};
-use idplane_core::{Actor, Ctx, ManualClock, PrincipalId, RequestMeta, Timestamp};
+use idplane_core::{Actor, Ctx, PrincipalId, RequestMeta, Timestamp};
 use idplane_store::audit::AuditFilter;
 use idplane_store::credentials::{self, PasswordCredential};
-use idplane_store::{Store, StoreOptions};
 use jiff::SignedDuration;
+use support::Harness;
 use totp_rs::{Algorithm, Builder, Secret};
 
 /// Strong enough for the single-factor rule (15+ characters, zxcvbn 3+).
 const GOOD: &str = "copper kettles hum at dawn";
 const OTHER_GOOD: &str = "seven herons nap by the weir";
 
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
-    }
-
-    /// An administrator's context, now.
-    async fn admin(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
-    }
-
     /// An anonymous sign-in context from `ip`, now.
     async fn visitor(&self, ip: &str) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(
-            tenant,
+        self.ctx_as(
             Actor::Anonymous,
             RequestMeta {
                 source_ip: Some(ip.into()),
                 ..RequestMeta::default()
             },
         )
-    }
-
-    fn advance(&self, by: SignedDuration) {
-        self.clock.advance(by);
+        .await
     }
 
     fn now(&self) -> Timestamp {
@@ -82,14 +44,14 @@ impl Harness {
     }
 
     async fn user(&self, name: &str) -> Principal {
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         self.app.create_user(&ctx, new_user(name)).await.unwrap()
     }
 
     /// A user with the password [`GOOD`].
     async fn user_with_password(&self, name: &str) -> Principal {
         let p = self.user(name).await;
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         self.app
             .set_password(&ctx, p.id, GOOD, false)
             .await
@@ -98,7 +60,7 @@ impl Harness {
     }
 
     async fn events(&self, action: &str) -> Vec<AuditRecord> {
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         self.app
             .audit_events(
                 &ctx,
@@ -118,7 +80,7 @@ impl Harness {
 
     /// Begins and confirms a TOTP for `user`; returns its secret.
     async fn enroll_totp(&self, user: PrincipalId) -> Vec<u8> {
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         let enrollment = self.app.begin_totp(&ctx, user).await.unwrap();
         let secret = secret_of(&enrollment.secret_base32);
         self.app
@@ -217,7 +179,7 @@ fn rfc_6238_sha1_vectors() {
 async fn totp_enrollment_gives_a_uri_a_qr_code_and_recovery_codes() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let enrollment = h.app.begin_totp(&ctx, alice.id).await.unwrap();
     assert!(
         enrollment
@@ -279,7 +241,7 @@ async fn a_totp_code_is_accepted_once() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
     let secret = h.enroll_totp(alice.id).await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     // The code that confirmed the enrollment is spent.
     unauthenticated(
         h.app
@@ -292,7 +254,7 @@ async fn a_totp_code_is_accepted_once() {
     );
 
     h.advance(SignedDuration::from_secs(30));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let code = code_at(&secret, h.now(), 0);
     h.app.verify_totp(&ctx, alice.id, &code).await.unwrap();
     let ok = h.last_event("auth.totp").await;
@@ -311,7 +273,7 @@ async fn one_step_of_skew_is_accepted_two_are_not() {
     let alice = h.user("alice").await;
     let secret = h.enroll_totp(alice.id).await;
     h.advance(SignedDuration::from_mins(10));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let now = h.now();
     unauthenticated(
         h.app
@@ -343,7 +305,7 @@ async fn one_step_of_skew_is_accepted_two_are_not() {
     );
     // Whitespace typed inside the code is ignored; letters are not codes.
     h.advance(SignedDuration::from_secs(60));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let code = code_at(&secret, h.now(), 0);
     let spaced = format!("{} {}", &code[..3], &code[3..]);
     h.app.verify_totp(&ctx, alice.id, &spaced).await.unwrap();
@@ -354,7 +316,7 @@ async fn one_step_of_skew_is_accepted_two_are_not() {
 async fn codes_of_an_earlier_enrollment_never_verify() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
 
     // An unconfirmed enrollment replaced by another.
     let first = h.app.begin_totp(&ctx, alice.id).await.unwrap();
@@ -376,7 +338,7 @@ async fn codes_of_an_earlier_enrollment_never_verify() {
     h.app.remove_totp(&ctx, alice.id).await.unwrap();
     assert!(!h.app.has_totp(&ctx, alice.id).await.unwrap());
     h.advance(SignedDuration::from_secs(30));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let third = h.app.begin_totp(&ctx, alice.id).await.unwrap();
     let third_secret = secret_of(&third.secret_base32);
     let again = h
@@ -390,7 +352,7 @@ async fn codes_of_an_earlier_enrollment_never_verify() {
     );
 
     h.advance(SignedDuration::from_secs(30));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     unauthenticated(
         h.app
             .verify_totp(&ctx, alice.id, &code_at(&second_secret, h.now(), 0))
@@ -418,7 +380,7 @@ async fn codes_of_an_earlier_enrollment_never_verify() {
 async fn password_policy_follows_nist() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let set = |pw: String| {
         let app = h.app.clone();
         let ctx = ctx.clone();
@@ -471,7 +433,7 @@ async fn password_policy_follows_nist() {
 async fn eight_characters_are_enough_with_a_second_factor() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let msg = invalid(
         h.app
             .set_password(&ctx, alice.id, "Vx7#kq2!Lm", false)
@@ -492,7 +454,7 @@ async fn eight_characters_are_enough_with_a_second_factor() {
 async fn nfkc_variants_of_a_password_are_the_same_password() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     // Full-width letters (an East Asian keyboard) and the "ﬁ" ligature.
     let wide = "ｓｔａｒｌｉｇｈｔ ｏｖｅｒ ｔｈｅ ｆｊｏｒｄ ﬁelds";
     let plain = "starlight over the fjord fields";
@@ -564,7 +526,7 @@ async fn every_failure_looks_the_same_but_is_audited_with_its_reason() {
     // Service accounts and the like have no password.
     assert!(matches!(
         h.app
-            .has_password(&h.admin().await, PrincipalId::generate())
+            .has_password(&h.ctx().await, PrincipalId::generate())
             .await,
         Err(AppError::NotFound(_))
     ));
@@ -573,7 +535,7 @@ async fn every_failure_looks_the_same_but_is_audited_with_its_reason() {
 #[tokio::test]
 async fn suspended_deprovisioned_and_ended_users_cannot_sign_in() {
     let h = Harness::new().await;
-    let admin = h.admin().await;
+    let admin = h.ctx().await;
     for (name, status) in [("sue", Status::Suspended), ("dee", Status::Deprovisioned)] {
         let p = h.user_with_password(name).await;
         h.app
@@ -608,7 +570,7 @@ async fn suspended_deprovisioned_and_ended_users_cannot_sign_in() {
         .unwrap();
     h.app.check_password(&admin, "connie", GOOD).await.unwrap();
     h.advance(SignedDuration::from_hours(1));
-    let later = h.admin().await;
+    let later = h.ctx().await;
     unauthenticated(h.app.check_password(&later, "connie", GOOD).await);
     assert_eq!(
         h.last_event("auth.password").await.event.details["reason"],
@@ -620,7 +582,7 @@ async fn suspended_deprovisioned_and_ended_users_cannot_sign_in() {
 async fn a_temporary_password_must_be_changed() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let admin = h.admin().await;
+    let admin = h.ctx().await;
     h.app
         .set_password(&admin, alice.id, GOOD, true)
         .await
@@ -686,14 +648,14 @@ async fn hashes_with_old_parameters_are_upgraded_at_sign_in() {
     .await
     .unwrap();
     tx.commit(idplane_core::audit::AuditEvent::new(
-        &h.admin().await,
+        &h.ctx().await,
         "test.setup",
         None,
     ))
     .await
     .unwrap();
 
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     h.app.check_password(&ctx, "alice", GOOD).await.unwrap();
     assert_eq!(
         h.last_event("auth.password").await.event.details["rehashed"],
@@ -787,7 +749,7 @@ async fn five_failures_are_free_then_back_off_doubles_and_success_resets() {
 #[tokio::test]
 async fn unknown_usernames_are_throttled_like_real_ones() {
     let h = Harness::new().await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     for _ in 0..5 {
         unauthenticated(h.app.check_password(&ctx, "nobody", GOOD).await);
     }
@@ -801,7 +763,7 @@ async fn unknown_usernames_are_throttled_like_real_ones() {
 async fn an_administrator_can_unlock_an_account() {
     let h = Harness::new().await;
     let alice = h.user_with_password("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     for _ in 0..8 {
         let _ = h.app.check_password(&ctx, "alice", OTHER_GOOD).await;
     }
@@ -885,7 +847,7 @@ async fn knowing_the_password_gives_no_extra_guesses_at_the_second_factor() {
 async fn recovery_codes_work_once_each() {
     let h = Harness::new().await;
     let alice = h.user("alice").await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     assert_eq!(h.app.recovery_codes_left(&ctx, alice.id).await.unwrap(), 0);
     let codes = h
         .app
@@ -945,7 +907,7 @@ async fn an_administrator_can_reset_every_second_factor() {
     let h = Harness::new().await;
     let alice = h.user_with_password("alice").await;
     h.enroll_totp(alice.id).await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     assert_eq!(h.app.recovery_codes_left(&ctx, alice.id).await.unwrap(), 10);
     h.app.reset_factors(&ctx, alice.id).await.unwrap();
     assert!(!h.app.has_totp(&ctx, alice.id).await.unwrap());
@@ -963,7 +925,7 @@ async fn an_administrator_can_reset_every_second_factor() {
 async fn the_tenant_policy_sets_password_lengths_and_session_timeouts() {
     use idplane_app::authn::policy::AuthPolicy;
     let h = Harness::new().await;
-    let admin = h.admin().await;
+    let admin = h.ctx().await;
     let policy = AuthPolicy {
         password_min_length: Some(20),
         session_idle_minutes: Some(5),

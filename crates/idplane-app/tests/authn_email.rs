@@ -7,73 +7,36 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
+use idplane_app::AppError;
 use idplane_app::authn::email::{Mailer, SUBJECT, SmtpSettings};
 use idplane_app::directory::principals::CreateUser;
 use idplane_app::directory::tenants::CreateTenant;
-use idplane_app::keyring::Keyring;
-use idplane_app::{App, AppError};
 use idplane_core::audit::{AuditRecord, Outcome};
 use idplane_core::directory::Principal;
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
+use idplane_core::{Actor, Ctx, RequestMeta};
 use idplane_store::audit::AuditFilter;
 use idplane_store::credentials;
-use idplane_store::{Store, StoreOptions};
 use jiff::SignedDuration;
 use sha2::{Digest, Sha256};
-
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
+use support::Harness;
 
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
-    }
-
-    async fn admin(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
-    }
-
     /// An anonymous sign-in context, now.
     async fn visitor(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(
-            tenant,
+        self.ctx_as(
             Actor::Anonymous,
             RequestMeta {
                 source_ip: Some("192.0.2.7".into()),
                 ..RequestMeta::default()
             },
         )
-    }
-
-    fn advance(&self, by: SignedDuration) {
-        self.clock.advance(by);
+        .await
     }
 
     async fn user(&self, name: &str, email: Option<&str>) -> Principal {
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         self.app
             .create_user(
                 &ctx,
@@ -110,7 +73,7 @@ impl Harness {
     }
 
     async fn events(&self, action: &str) -> Vec<AuditRecord> {
-        let ctx = self.admin().await;
+        let ctx = self.ctx().await;
         self.app
             .audit_events(
                 &ctx,
@@ -159,7 +122,7 @@ async fn a_code_goes_to_the_outbox_and_works_once() {
     let alice = h.user("alice", Some("alice@example.com")).await;
     let code = h.send(&alice).await;
 
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let mails = h.app.outbox(&ctx, 10).await.unwrap();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].recipient, "alice@example.com");
@@ -211,7 +174,7 @@ async fn five_wrong_codes_void_the_code() {
         h.verify(&bob, &code).await,
         Err(AppError::Unauthenticated)
     ));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     assert!(!h.app.has_email_code(&ctx, bob.id).await.unwrap());
 
     let failures = h.events("auth.email_code").await;
@@ -249,11 +212,11 @@ async fn codes_expire_after_ten_minutes() {
     let dave = h.user("dave", Some("dave@example.com")).await;
     let code = h.send(&dave).await;
     h.advance(SignedDuration::from_secs(9 * 60 + 59));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     assert!(h.app.has_email_code(&ctx, dave.id).await.unwrap());
 
     h.advance(SignedDuration::from_secs(1));
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     assert!(!h.app.has_email_code(&ctx, dave.id).await.unwrap());
     assert!(matches!(
         h.verify(&dave, &code).await,
@@ -334,7 +297,7 @@ async fn the_outbox_is_per_tenant_and_limited() {
     let ivy = h.user("ivy", Some("ivy@example.com")).await;
     h.send(&hank).await;
     h.send(&ivy).await;
-    let ctx = h.admin().await;
+    let ctx = h.ctx().await;
     let one = h.app.outbox(&ctx, 1).await.unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].tenant_id, ctx.tenant);

@@ -17,22 +17,22 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_app::authn::Amr;
 use idplane_app::authn::passkeys::COUNTER_REGRESSION;
 use idplane_app::directory::principals::{CreateUser, UpdateUser};
-use idplane_app::keyring::Keyring;
-use idplane_app::{App, AppError, Field};
+use idplane_app::{AppError, Field};
 use idplane_core::audit::{AuditEvent, AuditRecord, Outcome};
 use idplane_core::directory::{Principal, Status};
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
+use idplane_core::{Actor, Ctx, RequestMeta};
 use idplane_store::audit::AuditFilter;
-use idplane_store::{Store, StoreOptions, passkeys};
+use idplane_store::passkeys;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
+use support::Harness;
 use webauthn_authenticator_rs::prelude::{
     CreationChallengeResponse, RequestChallengeResponse, Url, WebauthnCError,
 };
@@ -42,44 +42,23 @@ use webauthn_authenticator_rs::{AuthenticatorBackend, WebauthnAuthenticator};
 const ORIGIN: &str = "http://localhost:8080";
 const EVIL: &str = "http://evil.example";
 
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            idplane_app::AppSettings {
-                issuer: ORIGIN.into(),
-                ..Default::default()
-            },
-        )
+    /// The relying party's origin is the issuer.
+    async fn at_origin() -> Self {
+        Self::start_with(idplane_app::AppSettings {
+            issuer: ORIGIN.into(),
+            ..Default::default()
+        })
         .await
-        .unwrap();
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
     }
 
-    async fn ctx(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app
-            .ctx(tenant, Actor::Anonymous, RequestMeta::default())
+    /// A signed-out browser's context, as the ceremonies run in.
+    async fn visitor(&self) -> Ctx {
+        self.ctx_as(Actor::Anonymous, RequestMeta::default()).await
     }
 
     async fn user(&self, name: &str) -> Principal {
-        let ctx = self.ctx().await;
+        let ctx = self.visitor().await;
         self.app
             .create_user(
                 &ctx,
@@ -101,7 +80,7 @@ impl Harness {
 
     /// Registers a passkey on `device` for `user`; returns its credential id.
     async fn register(&self, device: &mut Device, user: &Principal, name: &str) -> String {
-        let ctx = self.ctx().await;
+        let ctx = self.visitor().await;
         let (handle, options) = self
             .app
             .begin_passkey_registration(&ctx, user.id)
@@ -119,14 +98,14 @@ impl Harness {
 
     /// Begins a sign-in and has `device` answer it with `credential`.
     async fn assertion(&self, device: &mut Device, credential: &str) -> (String, Value) {
-        let ctx = self.ctx().await;
+        let ctx = self.visitor().await;
         let (handle, options) = self.app.begin_passkey_sign_in(&ctx).await.unwrap();
         let response = device.sign_in(&options, credential, ORIGIN).unwrap();
         (handle, response)
     }
 
     async fn events(&self, action: &str) -> Vec<AuditRecord> {
-        let ctx = self.ctx().await;
+        let ctx = self.visitor().await;
         self.app.audit_writer().flush().await;
         self.app
             .audit_events(
@@ -267,8 +246,8 @@ fn creation_options(options: &Value) -> (CreationChallengeResponse, Vec<u8>) {
 
 #[tokio::test]
 async fn register_list_rename_remove() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let mut device = Device::new();
 
@@ -306,7 +285,7 @@ async fn register_list_rename_remove() {
 
     // The second registration excludes the first credential.
     h.clock.advance(SignedDuration::from_mins(1));
-    let ctx = h.ctx().await;
+    let ctx = h.visitor().await;
     let (handle, options) = h
         .app
         .begin_passkey_registration(&ctx, alice.id)
@@ -373,8 +352,8 @@ async fn register_list_rename_remove() {
 
 #[tokio::test]
 async fn discoverable_sign_in_without_username() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let _bob = h.user("bob").await;
     let mut device = Device::new();
@@ -383,7 +362,7 @@ async fn discoverable_sign_in_without_username() {
     h.app.remove_passkey(&ctx, alice.id, &first).await.unwrap();
 
     h.clock.advance(SignedDuration::from_mins(1));
-    let ctx = h.ctx().await;
+    let ctx = h.visitor().await;
     let (handle, options) = h.app.begin_passkey_sign_in(&ctx).await.unwrap();
     assert_eq!(options["publicKey"]["rpId"], "localhost");
     assert!(options.get("mediation").is_none(), "the page chooses");
@@ -427,8 +406,8 @@ async fn discoverable_sign_in_without_username() {
 
 #[tokio::test]
 async fn replayed_assertions_are_refused() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let mut device = Device::new();
     let cred = h.register(&mut device, &alice, "Laptop").await;
@@ -461,8 +440,8 @@ async fn replayed_assertions_are_refused() {
 
 #[tokio::test]
 async fn responses_for_another_origin_or_rp_are_refused() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let mut device = Device::new();
 
@@ -537,8 +516,8 @@ async fn responses_for_another_origin_or_rp_are_refused() {
 
 #[tokio::test]
 async fn handles_are_single_use_of_one_kind_user_and_lifetime() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let bob = h.user("bob").await;
     let mut device = Device::new();
@@ -614,7 +593,7 @@ async fn handles_are_single_use_of_one_kind_user_and_lifetime() {
     // Handles expire after five minutes.
     let (handle, response) = h.assertion(&mut device, &cred).await;
     h.clock.advance(SignedDuration::from_mins(6));
-    let ctx = h.ctx().await;
+    let ctx = h.visitor().await;
     assert!(matches!(
         h.app.finish_passkey_sign_in(&ctx, &handle, response).await,
         Err(AppError::Unauthenticated)
@@ -628,8 +607,8 @@ async fn handles_are_single_use_of_one_kind_user_and_lifetime() {
 
 #[tokio::test]
 async fn inactive_users_and_foreign_user_handles_are_refused() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let bob = h.user("bob").await;
     let mut device = Device::new();
@@ -698,8 +677,8 @@ async fn inactive_users_and_foreign_user_handles_are_refused() {
 
 #[tokio::test]
 async fn counter_regression_is_refused_as_a_possible_clone() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let mut device = Device::new();
     let cred = h.register(&mut device, &alice, "Key").await;
@@ -762,8 +741,8 @@ async fn counter_regression_is_refused_as_a_possible_clone() {
 
 #[tokio::test]
 async fn registration_refuses_unknown_users_bad_names_and_garbage() {
-    let h = Harness::new().await;
-    let ctx = h.ctx().await;
+    let h = Harness::at_origin().await;
+    let ctx = h.visitor().await;
     let alice = h.user("alice").await;
     let mut device = Device::new();
 

@@ -6,56 +6,18 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
 use idplane_app::directory::Expiry;
 use idplane_app::directory::groups::{AddMember, CreateGroup};
 use idplane_app::directory::principals::{CreateNonHuman, CreateUser, UpdateUser};
 use idplane_app::directory::roles::{AssignRole, CreateRole};
-use idplane_app::keyring::Keyring;
 use idplane_app::tokens::{Caller, CreateToken, Scope};
-use idplane_app::{App, AppError, Field};
+use idplane_app::{AppError, Field};
 use idplane_core::directory::{Entitlement, PrincipalKind, Status, UserType};
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta, Timestamp};
-use idplane_store::{Store, StoreOptions};
+use idplane_core::{RequestMeta, Timestamp};
 use jiff::SignedDuration;
-
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
-    }
-
-    async fn ctx(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
-    }
-
-    fn advance(&self, by: SignedDuration) {
-        self.clock.advance(by);
-    }
-}
+use support::Harness;
 
 fn user(name: &str) -> CreateUser {
     CreateUser {

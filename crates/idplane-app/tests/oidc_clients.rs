@@ -7,44 +7,17 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
-use idplane_app::keyring::Keyring;
 use idplane_app::oidc::clients::{
     AuthMethod, ClientType, CreateClient, GrantType, SECRET_PREFIX, SigningAlg, UpdateClient,
 };
-use idplane_app::{App, AppError, Field};
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
-use idplane_store::{Page, Store, StoreOptions};
+use idplane_app::{AppError, Field};
+use idplane_store::Page;
 use serde_json::json;
-
-struct Harness {
-    app: App,
-    _dir: tempfile::TempDir,
-}
+use support::Harness;
 
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock,
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        Self { app, _dir: dir }
-    }
-
-    async fn ctx(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
-    }
-
     async fn actions(&self) -> Vec<(String, bool, serde_json::Value)> {
         let ctx = self.ctx().await;
         let filter = idplane_store::audit::AuditFilter {

@@ -8,47 +8,35 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
+mod support;
+
 use std::sync::Arc;
 
+use idplane_app::AppError;
 use idplane_app::authn::Amr;
 use idplane_app::directory::principals::CreateUser;
-use idplane_app::keyring::Keyring;
 use idplane_app::oidc::ErrorCode;
 use idplane_app::oidc::authorize::Params;
 use idplane_app::oidc::clients::{Client, CreateClient};
 use idplane_app::oidc::device::{DeviceAuthorization, DeviceDecision};
-use idplane_app::{App, AppError};
 use idplane_core::directory::Principal;
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
+use idplane_core::{Actor, Ctx, RequestMeta};
 use idplane_store::sessions::StoredSession;
-use idplane_store::{Store, StoreOptions};
 use jiff::SignedDuration;
 
+/// The shared harness with a device client and a signed-in person.
 struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
+    base: support::Harness,
     client: Arc<Client>,
     person: Principal,
     session: StoredSession,
-    _dir: tempfile::TempDir,
 }
 
 impl Harness {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let tenant = app.default_tenant_id().await.unwrap();
-        let ctx = app.ctx(tenant, Actor::Root, RequestMeta::default());
+        let base = support::Harness::new().await;
+        let app = &base.app;
+        let ctx = base.ctx().await;
         app.create_client(
             &ctx,
             serde_json::from_value::<CreateClient>(serde_json::json!({
@@ -62,7 +50,7 @@ impl Harness {
         )
         .await
         .unwrap();
-        let client = app.cached_client(tenant, "tv").await.unwrap().unwrap();
+        let client = app.cached_client(ctx.tenant, "tv").await.unwrap().unwrap();
         let person = app
             .create_user(
                 &ctx,
@@ -86,18 +74,16 @@ impl Harness {
             .unwrap()
             .session;
         Self {
-            app,
-            clock,
+            base,
             client,
             person,
             session,
-            _dir: dir,
         }
     }
 
     /// A context at the clock's time, from the person's browser.
     fn ctx(&self) -> Ctx {
-        self.app.ctx(
+        self.base.app.ctx(
             self.session.tenant_id,
             Actor::User {
                 principal_id: self.person.id,
@@ -111,14 +97,16 @@ impl Harness {
 
     async fn authorize(&self) -> DeviceAuthorization {
         let params = Params::from_pairs([("scope".to_owned(), "openid".to_owned())]);
-        self.app
+        self.base
+            .app
             .authorize_device(&self.ctx(), &self.client, &params)
             .await
             .unwrap()
     }
 
     async fn poll(&self, device_code: &str) -> ErrorCode {
-        self.app
+        self.base
+            .app
             .poll_device_code(&self.ctx(), &self.client, device_code, None)
             .await
             .unwrap_err()
@@ -126,7 +114,8 @@ impl Harness {
     }
 
     async fn decide(&self, user_code: &str, decision: DeviceDecision) -> bool {
-        self.app
+        self.base
+            .app
             .decide_device_request(
                 &self.ctx(),
                 &self.session,
@@ -149,16 +138,17 @@ async fn requests_expire_after_ten_minutes_pending_or_approved() {
     assert_ne!(pending.user_code, approved.user_code);
     assert!(h.decide(&approved.user_code, DeviceDecision::Approve).await);
 
-    h.clock.advance(SignedDuration::from_secs(599));
+    h.base.advance(SignedDuration::from_secs(599));
     assert_eq!(
         h.poll(&pending.device_code).await,
         ErrorCode::AuthorizationPending
     );
-    h.clock.advance(SignedDuration::from_secs(1));
+    h.base.advance(SignedDuration::from_secs(1));
     assert_eq!(h.poll(&pending.device_code).await, ErrorCode::ExpiredToken);
     assert_eq!(h.poll(&approved.device_code).await, ErrorCode::ExpiredToken);
     // The person can no longer find or answer the expired request.
     let found = h
+        .base
         .app
         .pending_device_request(&h.ctx(), &h.session, &pending.user_code)
         .await
@@ -176,19 +166,19 @@ async fn polling_too_soon_raises_the_interval_by_five_seconds_each_time() {
         h.poll(&issued.device_code).await,
         ErrorCode::AuthorizationPending
     );
-    h.clock.advance(SignedDuration::from_secs(5));
+    h.base.advance(SignedDuration::from_secs(5));
     assert_eq!(
         h.poll(&issued.device_code).await,
         ErrorCode::AuthorizationPending
     );
-    h.clock.advance(SignedDuration::from_secs(4));
+    h.base.advance(SignedDuration::from_secs(4));
     assert_eq!(h.poll(&issued.device_code).await, ErrorCode::SlowDown);
     // Now 10 s: 9 s is still too soon, and raises it to 15 s.
-    h.clock.advance(SignedDuration::from_secs(9));
+    h.base.advance(SignedDuration::from_secs(9));
     assert_eq!(h.poll(&issued.device_code).await, ErrorCode::SlowDown);
-    h.clock.advance(SignedDuration::from_secs(14));
+    h.base.advance(SignedDuration::from_secs(14));
     assert_eq!(h.poll(&issued.device_code).await, ErrorCode::SlowDown);
-    h.clock.advance(SignedDuration::from_secs(20));
+    h.base.advance(SignedDuration::from_secs(20));
     assert_eq!(
         h.poll(&issued.device_code).await,
         ErrorCode::AuthorizationPending
@@ -197,6 +187,7 @@ async fn polling_too_soon_raises_the_interval_by_five_seconds_each_time() {
     // Once approved, the tokens come at once, then never again.
     assert!(h.decide(&issued.user_code, DeviceDecision::Approve).await);
     let tokens = h
+        .base
         .app
         .poll_device_code(&h.ctx(), &h.client, &issued.device_code, None)
         .await
@@ -212,6 +203,7 @@ async fn the_wrong_code_pause_ends_after_its_window() {
     let issued = h.authorize().await;
     for _ in 0..5 {
         let found = h
+            .base
             .app
             .pending_device_request(&h.ctx(), &h.session, "BBBB-BBBB")
             .await
@@ -219,6 +211,7 @@ async fn the_wrong_code_pause_ends_after_its_window() {
         assert!(found.is_none());
     }
     let refused = h
+        .base
         .app
         .pending_device_request(&h.ctx(), &h.session, &issued.user_code)
         .await;
@@ -233,9 +226,10 @@ async fn the_wrong_code_pause_ends_after_its_window() {
     );
     // Ten minutes on, codes may be entered again (the first request has
     // expired meanwhile: its device starts again).
-    h.clock.advance(SignedDuration::from_mins(10));
+    h.base.advance(SignedDuration::from_mins(10));
     let issued = h.authorize().await;
     let found = h
+        .base
         .app
         .pending_device_request(&h.ctx(), &h.session, &issued.user_code)
         .await

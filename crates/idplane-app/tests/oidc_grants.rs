@@ -8,61 +8,30 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
+mod support;
+
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use idplane_app::Field;
 use idplane_app::authn::Amr;
 use idplane_app::directory::Expiry;
 use idplane_app::directory::principals::{CreateUser, UpdateUser};
 use idplane_app::directory::roles::{AssignRole, CreateRole};
-use idplane_app::keyring::Keyring;
 use idplane_app::oidc::ErrorCode;
 use idplane_app::oidc::authorize::{AuthorizationRequest, Params};
 use idplane_app::oidc::clients::{Client, CreateClient};
-use idplane_app::{App, Field};
 use idplane_core::directory::{Principal, Status};
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
 use idplane_store::sessions::StoredSession;
-use idplane_store::{Store, StoreOptions};
 use jiff::SignedDuration;
 use sha2::{Digest, Sha256};
+use support::Harness;
 
 const REDIRECT: &str = "https://app.example.com/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
-    }
-
-    async fn ctx(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
-    }
-
     async fn person(&self) -> (Principal, StoredSession) {
         let ctx = self.ctx().await;
         let user = self

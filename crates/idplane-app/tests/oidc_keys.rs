@@ -14,6 +14,8 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -43,9 +45,9 @@ struct Db {
 
 impl Db {
     fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let (url, dir) = support::temp_sqlite();
         Self {
-            url: format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+            url,
             options: StoreOptions::default(),
             _dir: Some(dir),
         }
@@ -76,7 +78,7 @@ struct Harness {
 
 impl Harness {
     async fn new(db: Db) -> Self {
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
+        let clock = support::clock();
         let root_key = random_bytes::<32>().unwrap();
         let app = start(&db, clock.clone(), &root_key).await.unwrap();
         Self {

@@ -8,7 +8,7 @@
     reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
 )]
 
-use std::sync::Arc;
+mod support;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -18,65 +18,34 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use idplane_app::App;
-use idplane_app::keyring::Keyring;
 use idplane_app::oidc::assertion::JWT_BEARER_ASSERTION;
 use idplane_app::oidc::client_auth::ClientCredentials;
 use idplane_app::oidc::clients::{AuthMethod, Client, CreateClient};
 use idplane_app::oidc::dpop::{DPOP_TYP, dpop_ath};
 use idplane_app::oidc::keys::jwk_thumbprint;
 use idplane_app::oidc::{ErrorCode, OAuthError};
-use idplane_core::{Actor, Ctx, ManualClock, RequestMeta};
-use idplane_store::{Store, StoreOptions};
 use jiff::SignedDuration;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support::Harness;
 
 const ISSUER: &str = "http://localhost:8080";
 const TOKEN_ENDPOINT: &str = "http://localhost:8080/oauth2/token";
 const USERINFO: &str = "http://localhost:8080/oauth2/userinfo";
 
-struct Harness {
-    app: App,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let clock = Arc::new(ManualClock::new("2026-03-01T09:00:00Z".parse().unwrap()));
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(app.settings().issuer, ISSUER);
-        Self {
-            app,
-            clock,
-            _dir: dir,
-        }
-    }
-
-    async fn ctx(&self) -> Ctx {
-        let tenant = self.app.default_tenant_id().await.unwrap();
-        self.app.ctx(tenant, Actor::Root, RequestMeta::default())
+    /// The default harness, checked to issue as [`ISSUER`], whose endpoints
+    /// the assertions and proofs name.
+    async fn at_issuer() -> Self {
+        let h = Self::new().await;
+        assert_eq!(h.app.settings().issuer, ISSUER);
+        h
     }
 
     fn now(&self) -> i64 {
         self.app.clock().now().as_second()
-    }
-
-    fn advance(&self, secs: i64) {
-        self.clock.advance(SignedDuration::from_secs(secs));
     }
 
     /// A confidential `private_key_jwt` client with `keys` as its jwks.
@@ -275,7 +244,7 @@ fn without(mut claims: Value, name: &str) -> Value {
 
 #[tokio::test]
 async fn valid_assertions_are_accepted_once() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let es = TestKey::new(Algorithm::ES256, "es");
     let rs = TestKey::new(Algorithm::RS256, "rs");
     let ed = TestKey::new(Algorithm::EdDSA, "ed");
@@ -315,7 +284,7 @@ async fn valid_assertions_are_accepted_once() {
 
 #[tokio::test]
 async fn jtis_are_per_client() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::ES256, "k");
     let a = h.client("svc-a", &[&key]).await;
     let b = h.client("svc-b", &[&key]).await;
@@ -331,7 +300,7 @@ async fn jtis_are_per_client() {
 
 #[tokio::test]
 async fn assertions_with_wrong_claims_are_refused() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::ES256, "k");
     let client = h.client("svc", &[&key]).await;
     let claims = || h.assertion_claims("svc");
@@ -390,14 +359,14 @@ async fn assertions_with_wrong_claims_are_refused() {
 
 #[tokio::test]
 async fn assertions_expire_on_the_injected_clock() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::RS256, "k");
     let client = h.client("svc", &[&key]).await;
     let early = key.assertion(&h.assertion_claims("svc"));
     let late = key.assertion(&h.assertion_claims("svc"));
-    h.advance(60);
+    h.advance(SignedDuration::from_secs(60));
     h.verify(&client, &early).await.unwrap();
-    h.advance(60);
+    h.advance(SignedDuration::from_secs(60));
     h.refused(&client, &late, "expired").await;
     // Made "in the future" (iat two minutes ahead) it becomes valid once
     // the clock catches up.
@@ -405,13 +374,13 @@ async fn assertions_expire_on_the_injected_clock() {
     let ahead = with(ahead, "exp", (h.now() + 300).into());
     let ahead = key.assertion(&ahead);
     h.refused(&client, &ahead, "not valid yet").await;
-    h.advance(60);
+    h.advance(SignedDuration::from_secs(60));
     h.verify(&client, &ahead).await.unwrap();
 }
 
 #[tokio::test]
 async fn unsigned_symmetric_and_forged_assertions_are_refused() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::RS256, "k");
     let ec = TestKey::new(Algorithm::ES256, "e");
     let client = h.client("svc", &[&key, &ec]).await;
@@ -483,7 +452,7 @@ async fn unsigned_symmetric_and_forged_assertions_are_refused() {
 
 #[tokio::test]
 async fn the_signing_key_must_be_found() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let es = TestKey::new(Algorithm::ES256, "one");
     let es2 = TestKey::new(Algorithm::ES256, "two");
     let client = h.client("svc", &[&es, &es2]).await;
@@ -522,7 +491,7 @@ async fn the_signing_key_must_be_found() {
 
 #[tokio::test]
 async fn client_authentication_checks_assertions() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::EdDSA, "k");
     h.client("svc", &[&key]).await;
     let ctx = h.ctx().await;
@@ -581,7 +550,7 @@ fn thumbprints_follow_rfc_7638() {
 
 #[tokio::test]
 async fn valid_proofs_give_the_key_thumbprint() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     for alg in [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA] {
         let key = TestKey::new(alg, "unused");
         let claims = h.proof_claims("POST", TOKEN_ENDPOINT);
@@ -638,7 +607,7 @@ async fn valid_proofs_give_the_key_thumbprint() {
 
 #[tokio::test]
 async fn proofs_are_for_one_request() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::ES256, "unused");
     let invalid = ErrorCode::InvalidDpopProof;
     let proof = key.proof(&h.proof_claims("POST", TOKEN_ENDPOINT));
@@ -691,7 +660,7 @@ async fn proofs_are_for_one_request() {
 
 #[tokio::test]
 async fn proofs_must_be_fresh() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::EdDSA, "unused");
     let invalid = ErrorCode::InvalidDpopProof;
     for offset in [-61, 61, -3600, 86_400] {
@@ -722,14 +691,14 @@ async fn proofs_must_be_fresh() {
     }
     // A proof kept too long goes stale.
     let proof = key.proof(&h.proof_claims("POST", TOKEN_ENDPOINT));
-    h.advance(61);
+    h.advance(SignedDuration::from_secs(61));
     h.dpop_refused(&proof, "POST", TOKEN_ENDPOINT, None, invalid, "`iat`")
         .await;
 }
 
 #[tokio::test]
 async fn proofs_need_a_current_server_nonce() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::ES256, "unused");
     let use_nonce = ErrorCode::UseDpopNonce;
     let claims = without(h.proof_claims("POST", TOKEN_ENDPOINT), "nonce");
@@ -764,11 +733,11 @@ async fn proofs_need_a_current_server_nonce() {
             nonce.clone().into(),
         ))
     };
-    h.advance(300);
+    h.advance(SignedDuration::from_secs(300));
     h.dpop(&proof_with(&h), "POST", TOKEN_ENDPOINT, None)
         .await
         .unwrap();
-    h.advance(300);
+    h.advance(SignedDuration::from_secs(300));
     h.dpop_refused(
         &proof_with(&h),
         "POST",
@@ -803,7 +772,7 @@ async fn proofs_need_a_current_server_nonce() {
 
 #[tokio::test]
 async fn proofs_are_bound_to_the_access_token() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::RS256, "unused");
     let invalid = ErrorCode::InvalidDpopProof;
     let token = "an-access-token";
@@ -841,7 +810,7 @@ async fn proofs_are_bound_to_the_access_token() {
 
 #[tokio::test]
 async fn proof_headers_are_checked() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let key = TestKey::new(Algorithm::ES256, "unused");
     let invalid = ErrorCode::InvalidDpopProof;
     let claims = || h.proof_claims("POST", TOKEN_ENDPOINT);
@@ -935,7 +904,7 @@ async fn proof_headers_are_checked() {
 
 #[tokio::test]
 async fn proof_jtis_are_per_key() {
-    let h = Harness::new().await;
+    let h = Harness::at_issuer().await;
     let a = TestKey::new(Algorithm::ES256, "unused");
     let b = TestKey::new(Algorithm::EdDSA, "unused");
     let claims = h.proof_claims("POST", TOKEN_ENDPOINT);

@@ -6,19 +6,46 @@
 //! Scenarios: `users` (user creations through the admin API), `signin`
 //! (password sign-ins through `/login`, one seeded user), `cc`
 //! (client-credentials grants, ES256 JWT access tokens, one seeded client)
-//! and `introspect` (introspection of one such token by its client).
+//! `introspect` (introspection of one such token by its client) and
+//! `authcode` (authorization-code round trips: the authorization request
+//! of a signed-in person, then the code exchanged with PKCE at the token
+//! endpoint; one sign-in up front, so no password hashing in the loop).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "load test passphrase that is long enough";
+/// Any 43-character token: the double-submit check compares cookie and field.
+const CSRF: &str = "loadgen-csrf-token-0123456789abcdefghijklmn";
+/// RFC 7636 appendix B: a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEXZTbmQlNbVlwB1Rr-ZMpiTZMXAFM";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+/// One unit of load (index in, success out).
+type Step = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// A step of one request that succeeds on the `expected` status.
+fn single(
+    expected: u16,
+    request: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Step {
+    Arc::new(move |i| {
+        let sent = request(i).send();
+        Box::pin(async move { sent.await.is_ok_and(|r| r.status().as_u16() == expected) })
+    })
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(base), Some(token), Some(scenario)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: loadgen URL TOKEN users|signin|cc|introspect [COUNT] [CONCURRENCY]");
+        eprintln!(
+            "usage: loadgen URL TOKEN users|signin|cc|introspect|authcode [COUNT] [CONCURRENCY]"
+        );
         std::process::exit(2);
     };
     let count: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(20_000);
@@ -29,9 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let run = uuid::Uuid::now_v7().simple().to_string();
-    let request: Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync> = match scenario
-        .as_str()
-    {
+    let step: Step = match scenario.as_str() {
         "users" => {
             let (client, url, token, run) = (
                 client.clone(),
@@ -39,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 token.clone(),
                 run.clone(),
             );
-            Arc::new(move |i| {
+            single(201, move |i| {
                 let body = serde_json::json!({"username": format!("load-{run}-{i}"), "email": format!("load{i}@example.com")});
                 client.post(&url).bearer_auth(&token).json(&body)
             })
@@ -47,27 +72,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "signin" => {
             let username = format!("signin-{run}");
             seed_user(&client, &base, token, &username).await?;
-            // Any 43-character token: the double-submit check compares cookie and field.
-            let csrf = "loadgen-csrf-token-0123456789abcdefghijklmn";
             let (client, url) = (client.clone(), format!("{base}/login"));
-            Arc::new(move |_| {
-                client
-                    .post(&url)
-                    .header("cookie", format!("idplane_csrf={csrf}"))
-                    .form(&[
-                        ("csrf", csrf),
-                        ("username", username.as_str()),
-                        ("password", PASSWORD),
-                    ])
-            })
+            single(303, move |_| sign_in(&client, &url, &username))
         }
         "cc" | "introspect" => {
             let client_id = format!("load-{run}");
-            let secret = seed_client(&client, &base, token, &client_id).await?;
+            let registration = serde_json::json!({
+                "client_id": client_id,
+                "name": "load generator",
+                "grant_types": ["client_credentials"],
+                "scopes": ["load"],
+            });
+            let secret = seed_client(&client, &base, token, &registration).await?;
             let url = format!("{base}/oauth2/token");
             if scenario == "cc" {
                 let client = client.clone();
-                Arc::new(move |_| {
+                single(200, move |_| {
                     client
                         .post(&url)
                         .basic_auth(&client_id, Some(&secret))
@@ -87,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or_default()
                     .to_owned();
                 let (client, url) = (client.clone(), format!("{base}/oauth2/introspect"));
-                Arc::new(move |_| {
+                single(200, move |_| {
                     client
                         .post(&url)
                         .basic_auth(&client_id, Some(&secret))
@@ -95,21 +115,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
             }
         }
+        "authcode" => authcode(&client, &base, token, &run).await?,
         other => {
             eprintln!("unknown scenario `{other}`");
             std::process::exit(2);
         }
     };
-    let expected = match scenario.as_str() {
-        "users" => 201,
-        "signin" => 303,
-        _ => 200,
-    };
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (request, next) = (request.clone(), next.clone());
+        let (step, next) = (step.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
@@ -119,11 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
                 let sent = Instant::now();
-                let ok = request(i)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16() == expected)
-                    .unwrap_or(false);
+                let ok = step(i).await;
                 latencies.push(sent.elapsed());
                 failures += usize::from(!ok);
             }
@@ -152,6 +164,101 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99).as_secs_f64() * 1e3,
     );
     Ok(())
+}
+
+/// A password sign-in at `/login`.
+fn sign_in(client: &reqwest::Client, url: &str, username: &str) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("cookie", format!("idplane_csrf={CSRF}"))
+        .form(&[
+            ("csrf", CSRF),
+            ("username", username),
+            ("password", PASSWORD),
+        ])
+}
+
+/// The authorization-code round trip of one signed-in person at a
+/// first-party client: authorize (302 with a code), then the token request.
+async fn authcode(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    run: &str,
+) -> Result<Step, Box<dyn std::error::Error>> {
+    let username = format!("authcode-{run}");
+    seed_user(client, base, token, &username).await?;
+    let signed_in = sign_in(client, &format!("{base}/login"), &username)
+        .send()
+        .await?;
+    let session = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("idplane_session="))
+        .and_then(|v| v.split(';').next())
+        .ok_or("signing in set no session cookie")?
+        .to_owned();
+    let client_id = format!("load-{run}");
+    let registration = serde_json::json!({
+        "client_id": client_id,
+        "name": "load generator",
+        "first_party": true,
+        "redirect_uris": [REDIRECT],
+        "scopes": ["openid"],
+    });
+    let secret = seed_client(client, base, token, &registration).await?;
+    let authorize = reqwest::Url::parse_with_params(
+        &format!("{base}/oauth2/authorize"),
+        [
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("state", "load"),
+        ],
+    )?;
+    let (client, token_url) = (client.clone(), format!("{base}/oauth2/token"));
+    let (client_id, secret, session) = (Arc::new(client_id), Arc::new(secret), Arc::new(session));
+    Ok(Arc::new(move |_| {
+        let (client, authorize, token_url) = (client.clone(), authorize.clone(), token_url.clone());
+        let (client_id, secret, session) = (client_id.clone(), secret.clone(), session.clone());
+        Box::pin(async move {
+            let Ok(answer) = client
+                .get(authorize)
+                .header("cookie", session.as_str())
+                .send()
+                .await
+            else {
+                return false;
+            };
+            let code = answer
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| reqwest::Url::parse(l.to_str().ok()?).ok())
+                .and_then(|l| {
+                    l.query_pairs()
+                        .find(|(k, _)| k == "code")
+                        .map(|(_, v)| v.into_owned())
+                });
+            let Some(code) = code else { return false };
+            client
+                .post(&token_url)
+                .basic_auth(client_id.as_str(), Some(secret.as_str()))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ])
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+    }))
 }
 
 /// Creates a user with a known password through the admin API.
@@ -183,22 +290,17 @@ async fn seed_user(
     Ok(())
 }
 
-/// Registers a confidential client for client credentials; returns its secret.
+/// Registers a confidential client; returns its secret.
 async fn seed_client(
     client: &reqwest::Client,
     base: &str,
     token: &str,
-    client_id: &str,
+    registration: &serde_json::Value,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let created: serde_json::Value = client
         .post(format!("{base}/api/v1/clients"))
         .bearer_auth(token)
-        .json(&serde_json::json!({
-            "client_id": client_id,
-            "name": "load generator",
-            "grant_types": ["client_credentials"],
-            "scopes": ["load"],
-        }))
+        .json(registration)
         .send()
         .await?
         .error_for_status()?
