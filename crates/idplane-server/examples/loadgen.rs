@@ -22,7 +22,7 @@ const PASSWORD: &str = "load test passphrase that is long enough";
 const CSRF: &str = "loadgen-csrf-token-0123456789abcdefghijklmn";
 /// RFC 7636 appendix B: a verifier and its S256 challenge.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEXZTbmQlNbVlwB1Rr-ZMpiTZMXAFM";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 /// One unit of load (index in, success out).
