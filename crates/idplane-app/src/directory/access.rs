@@ -40,44 +40,55 @@ impl App {
     /// The effective access of a principal of any kind at `ctx.now`.
     pub async fn access(&self, ctx: &Ctx, id: PrincipalId) -> Result<Access> {
         let mut conn = self.store().read().await?;
-        let principal = principals::by_id(&mut conn, ctx.tenant, id)
-            .await?
-            .ok_or_else(|| crate::AppError::NotFound(format!("principal `{id}`")))?;
-        let kind = principal.kind;
-        let principal = load(&mut conn, ctx, kind, id).await?;
-        let mut access = Access {
-            active: principal.is_active_at(ctx.now),
-            principal,
-            evaluated_at: ctx.now,
-            groups: Vec::new(),
-            roles: Vec::new(),
-            entitlements: BTreeSet::new(),
-        };
-        if !access.active {
-            return Ok(access);
-        }
-        access.groups = principals::transitive_groups(&mut conn, id, Some(ctx.now)).await?;
-        let holders = std::iter::once(id)
-            .chain(access.groups.iter().copied())
-            .collect::<Vec<_>>();
-        for holder in holders {
-            for assignment in roles::assignments_of(&mut conn, holder).await? {
-                if !in_force(assignment.expires_at, ctx.now) {
-                    continue;
-                }
-                if let Some(role) = roles::by_id(&mut conn, ctx.tenant, assignment.role_id).await? {
-                    access
-                        .entitlements
-                        .extend(role.entitlements.iter().cloned());
-                    access.roles.push(HeldRole {
-                        role_id: role.id,
-                        role_name: role.name,
-                        via: holder,
-                        expires_at: assignment.expires_at,
-                    });
-                }
+        access_with(&mut conn, ctx, id).await
+    }
+}
+
+/// [`App::access`] on a connection the caller holds: a use case inside a
+/// write transaction reads through it rather than waiting for another
+/// connection while it holds the writer.
+pub(crate) async fn access_with(
+    conn: &mut impl idplane_store::Conn,
+    ctx: &Ctx,
+    id: PrincipalId,
+) -> Result<Access> {
+    let principal = principals::by_id(conn, ctx.tenant, id)
+        .await?
+        .ok_or_else(|| crate::AppError::NotFound(format!("principal `{id}`")))?;
+    let kind = principal.kind;
+    let principal = load(conn, ctx, kind, id).await?;
+    let mut access = Access {
+        active: principal.is_active_at(ctx.now),
+        principal,
+        evaluated_at: ctx.now,
+        groups: Vec::new(),
+        roles: Vec::new(),
+        entitlements: BTreeSet::new(),
+    };
+    if !access.active {
+        return Ok(access);
+    }
+    access.groups = principals::transitive_groups(conn, id, Some(ctx.now)).await?;
+    let holders = std::iter::once(id)
+        .chain(access.groups.iter().copied())
+        .collect::<Vec<_>>();
+    for holder in holders {
+        for assignment in roles::assignments_of(conn, holder).await? {
+            if !in_force(assignment.expires_at, ctx.now) {
+                continue;
+            }
+            if let Some(role) = roles::by_id(conn, ctx.tenant, assignment.role_id).await? {
+                access
+                    .entitlements
+                    .extend(role.entitlements.iter().cloned());
+                access.roles.push(HeldRole {
+                    role_id: role.id,
+                    role_name: role.name,
+                    via: holder,
+                    expires_at: assignment.expires_at,
+                });
             }
         }
-        Ok(access)
     }
+    Ok(access)
 }

@@ -342,7 +342,7 @@ impl App {
             ));
         }
         let access = self
-            .mint_access_token(ctx, client, &grant, person.as_ref())
+            .mint_access_token(ctx, client, &grant, person.as_ref(), Some(&mut tx))
             .await?;
         let mut response = TokenResponse::new(&access, &grant, ctx.now);
         let mut family = String::new();

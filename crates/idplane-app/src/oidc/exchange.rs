@@ -174,7 +174,7 @@ impl App {
             Subject::Client(_) => None,
         };
         let access = self
-            .mint_access_token(ctx, &issuing, &grant, person)
+            .mint_access_token(ctx, &issuing, &grant, person, None)
             .await?;
         let mut response = TokenResponse::new(&access, &grant, ctx.now);
         response.issued_token_type = Some(ACCESS_TOKEN_TYPE);

@@ -160,7 +160,7 @@ impl App {
             return Err(OAuthError::invalid_grant("the code was already used"));
         }
         let access = self
-            .mint_access_token(ctx, client, &grant, person.as_ref())
+            .mint_access_token(ctx, client, &grant, person.as_ref(), Some(&mut tx))
             .await?;
         let mut response = TokenResponse::new(&access, &grant, ctx.now);
         if client.allows(GrantType::RefreshToken) {
@@ -260,7 +260,7 @@ impl App {
         }
         let person = self.grant_subject(&mut tx, ctx, &grant).await?;
         let access = self
-            .mint_access_token(ctx, client, &grant, person.as_ref())
+            .mint_access_token(ctx, client, &grant, person.as_ref(), Some(&mut tx))
             .await?;
         let mut response = TokenResponse::new(&access, &grant, ctx.now);
         // The family keeps its absolute end: rotation never extends a grant.
@@ -315,7 +315,9 @@ impl App {
             dpop_jkt: dpop_jkt.map(str::to_owned),
             actor: None,
         };
-        let access = self.mint_access_token(ctx, client, &grant, None).await?;
+        let access = self
+            .mint_access_token(ctx, client, &grant, None, None)
+            .await?;
         self.record_issued(
             &access,
             issued_event(ctx, "client_credentials", client, &grant, &access, ""),

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, TenantId, Timestamp};
 use idplane_store::grants::{self, StoredAccessToken};
+use idplane_store::{Conn, WriteTx};
 use jiff::SignedDuration;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::clients::{AccessTokenFormat, Client, SigningAlg};
 use super::grant::Grant;
+use crate::directory::access::{Access, access_with};
 use crate::keyring::random_bytes;
 use crate::{App, AppError, Result};
 
@@ -149,13 +151,16 @@ impl App {
     /// Mints the access token for `grant`: a JWT signed with the client's
     /// algorithm, or an opaque token whose claims the caller stores with
     /// [`App::store_access_token`]. `subject` is the principal the grant
-    /// acts for, with its effective access.
+    /// acts for, with its effective access, read through `tx` when the
+    /// caller holds the writer (waiting for a reader while holding it
+    /// would stall every other request).
     pub async fn mint_access_token(
         &self,
         ctx: &Ctx,
         client: &Client,
         grant: &Grant,
         subject: Option<&Principal>,
+        tx: Option<&mut WriteTx>,
     ) -> Result<AccessToken> {
         let jti = new_jti();
         let mut expires_at = ctx.now + SignedDuration::from_secs(client.access_token_lifetime_secs);
@@ -176,7 +181,12 @@ impl App {
         match subject {
             Some(principal) => {
                 claims.insert("sub".into(), principal.id.to_string().into());
-                let access = self.access(ctx, principal.id).await?;
+                let (access, groups) = match tx {
+                    Some(tx) => subject_facts(tx, ctx, principal.id).await?,
+                    None => {
+                        subject_facts(&mut self.store().read().await?, ctx, principal.id).await?
+                    }
+                };
                 if !access.active {
                     return Err(AppError::Forbidden("the subject may no longer act".into()));
                 }
@@ -189,7 +199,6 @@ impl App {
                 roles.sort_unstable();
                 roles.dedup();
                 claims.insert("roles".into(), json!(roles));
-                let groups = self.group_names(ctx, &access.groups).await?;
                 claims.insert("groups".into(), json!(groups));
                 let entitlements: Vec<String> = access
                     .entitlements
@@ -258,25 +267,6 @@ impl App {
             grants::insert_access_token(tx, hash, record).await?;
         }
         Ok(())
-    }
-
-    /// The names of groups, for the `groups` claim.
-    async fn group_names(
-        &self,
-        ctx: &Ctx,
-        groups: &[idplane_core::PrincipalId],
-    ) -> Result<Vec<String>> {
-        let mut conn = self.store().read().await?;
-        let mut names = Vec::with_capacity(groups.len());
-        for id in groups {
-            if let Some(group) =
-                idplane_store::principals::by_id(&mut conn, ctx.tenant, *id).await?
-            {
-                names.push(group.name);
-            }
-        }
-        names.sort_unstable();
-        Ok(names)
     }
 
     /// Signs the ID token of a grant for `person`, with the profile claims
@@ -448,6 +438,24 @@ pub fn profile_claims(grant: &Grant, person: &Principal) -> Map<String, Value> {
         claims.insert("email_verified".into(), false.into());
     }
     claims
+}
+
+/// A subject's effective access and the names of its groups (sorted, for
+/// the `groups` claim), read on `conn`.
+async fn subject_facts(
+    conn: &mut impl Conn,
+    ctx: &Ctx,
+    id: idplane_core::PrincipalId,
+) -> Result<(Access, Vec<String>)> {
+    let access = access_with(conn, ctx, id).await?;
+    let mut names = Vec::with_capacity(access.groups.len());
+    for group in &access.groups {
+        if let Some(group) = idplane_store::principals::by_id(conn, ctx.tenant, *group).await? {
+            names.push(group.name);
+        }
+    }
+    names.sort_unstable();
+    Ok((access, names))
 }
 
 #[cfg(test)]
