@@ -122,11 +122,13 @@ impl App {
         ctx: &Ctx,
         secret: &str,
     ) -> Result<Option<(StoredSession, Principal)>> {
+        // Before taking a connection: holding one while the policy waits
+        // for another starves the reader pool under concurrency.
+        let idle = self.auth_policy(ctx).await?.idle_timeout();
         let mut conn = self.store().read().await?;
         let Some(session) = sessions::by_hash(&mut conn, &secret_hash(secret)).await? else {
             return Ok(None);
         };
-        let idle = self.auth_policy(ctx).await?.idle_timeout();
         let running = session.tenant_id == ctx.tenant
             && session.ended_at.is_none()
             && ctx.now < session.expires_at
