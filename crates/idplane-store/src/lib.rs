@@ -21,6 +21,7 @@ pub mod grants;
 pub mod keys;
 pub mod mail;
 pub mod passkeys;
+pub mod policies;
 pub mod principals;
 pub mod resources;
 pub mod roles;

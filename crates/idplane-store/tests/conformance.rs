@@ -14,6 +14,7 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+#[macro_use]
 mod support;
 
 use std::collections::BTreeSet;
@@ -39,27 +40,6 @@ use support::{
     TestDb, all_records, at, commit, create_principal, create_principals, create_tenant, ctx_as,
     event, principal, read, t0, tenant, verify,
 };
-
-/// For each `body => sqlite_name, postgres_name;` generates a test on SQLite
-/// (always) and one on PostgreSQL (when `IDPLANE_TEST_DATABASE_URL` is set).
-/// Each body is `async fn body(store: Store, db: &TestDb)`.
-macro_rules! conformance {
-    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            support::run(TestDb::sqlite(), |store, db| async move { $body(store, &db).await }).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            let Some(db) = TestDb::postgres() else {
-                eprintln!("skipped: {} is not set (PostgreSQL conformance)", support::PG_URL_VAR);
-                return;
-            };
-            support::run(db, |store, db| async move { $body(store, &db).await }).await;
-        }
-    )*};
-}
 
 conformance! {
     migrations_apply_and_reopening_is_idempotent

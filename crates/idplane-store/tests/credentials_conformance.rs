@@ -14,6 +14,7 @@
     dead_code,
     reason = "the harness is shared with conformance.rs, which uses all of it"
 )]
+#[macro_use]
 mod support;
 
 use idplane_core::PrincipalId;
@@ -23,24 +24,6 @@ use idplane_store::{Store, principals};
 use sqlx::Executor;
 
 use support::{TestDb, at, commit, create_principal, create_tenant, principal, read};
-
-macro_rules! conformance {
-    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            support::run(TestDb::sqlite(), |store, db| async move { $body(store, &db).await }).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            let Some(db) = TestDb::postgres() else {
-                eprintln!("skipped: {} is not set (PostgreSQL conformance)", support::PG_URL_VAR);
-                return;
-            };
-            support::run(db, |store, db| async move { $body(store, &db).await }).await;
-        }
-    )*};
-}
 
 conformance! {
     passwords_upsert_rehash_and_delete

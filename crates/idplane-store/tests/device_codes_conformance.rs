@@ -13,6 +13,7 @@
     dead_code,
     reason = "the harness is shared with conformance.rs, which uses all of it"
 )]
+#[macro_use]
 mod support;
 
 use idplane_core::TenantId;
@@ -21,24 +22,6 @@ use idplane_store::{Store, StoreError};
 use serde_json::json;
 
 use support::{TestDb, at, commit, create_tenant, read, t0};
-
-macro_rules! conformance {
-    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            support::run(TestDb::sqlite(), |store, db| async move { $body(store, &db).await }).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            let Some(db) = TestDb::postgres() else {
-                eprintln!("skipped: {} is not set (PostgreSQL conformance)", support::PG_URL_VAR);
-                return;
-            };
-            support::run(db, |store, db| async move { $body(store, &db).await }).await;
-        }
-    )*};
-}
 
 conformance! {
     device_codes_round_trip_and_user_codes_are_unique

@@ -13,6 +13,27 @@ use idplane_store::{
 };
 use sqlx::{AnyConnection, Connection, Executor};
 
+/// For each `body => sqlite_name, postgres_name;` generates a test on SQLite
+/// (always) and one on PostgreSQL (when `IDPLANE_TEST_DATABASE_URL` is set).
+/// Each body is `async fn body(store: Store, db: &TestDb)`.
+macro_rules! conformance {
+    ($($body:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $sqlite() {
+            support::run(TestDb::sqlite(), |store, db| async move { $body(store, &db).await }).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $postgres() {
+            let Some(db) = TestDb::postgres() else {
+                eprintln!("skipped: {} is not set (PostgreSQL conformance)", support::PG_URL_VAR);
+                return;
+            };
+            support::run(db, |store, db| async move { $body(store, &db).await }).await;
+        }
+    )*};
+}
+
 /// The environment variable naming the PostgreSQL server to test against.
 pub const PG_URL_VAR: &str = "IDPLANE_TEST_DATABASE_URL";
 
