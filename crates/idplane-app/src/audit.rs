@@ -75,6 +75,26 @@ impl AuditWriter {
             .map_err(AppError::Internal)
     }
 
+    /// Queues `event` without waiting for it to be durable (only for room
+    /// in the queue, so a slow store still slows callers down). For
+    /// observations answered before they are written, such as the
+    /// decision log; never for a state change, whose event commits with it.
+    pub async fn enqueue(&self, event: AuditEvent) -> Result<()> {
+        // Nobody waits for the acknowledgement; the writer ignores that.
+        let (ack, _) = oneshot::channel();
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        if self
+            .queue
+            .send(Message::Append(Box::new(event), ack))
+            .await
+            .is_err()
+        {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            return Err(AppError::Internal("the audit writer has stopped".into()));
+        }
+        Ok(())
+    }
+
     /// Events queued but not yet durable.
     pub fn backlog(&self) -> usize {
         self.backlog.load(Ordering::Relaxed)

@@ -13,6 +13,7 @@ pub mod field;
 pub mod keyring;
 pub mod oidc;
 pub mod outbound;
+pub mod policy;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -49,6 +50,9 @@ struct Inner {
     clients: oidc::client_auth::ClientCache,
     resources: oidc::resources::ResourceCache,
     client_jwks: oidc::assertion::JwksCache,
+    engines: policy::versions::EngineCache,
+    projections: policy::entities::ProjectionCache,
+    pdp_tokens: tokens::PdpTokenCache,
 }
 
 /// Deployment settings the use cases need.
@@ -105,6 +109,9 @@ impl App {
                 clients: Default::default(),
                 resources: Default::default(),
                 client_jwks: Default::default(),
+                engines: Default::default(),
+                projections: Default::default(),
+                pdp_tokens: Default::default(),
             }),
         };
         app.ensure_default_tenant().await?;

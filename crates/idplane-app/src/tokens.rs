@@ -2,6 +2,9 @@
 //! scoped, expiring, revocable; and the one-time bootstrap token that lets
 //! the first administrator in.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::audit::AuditEvent;
@@ -29,6 +32,11 @@ pub const TOKEN_PREFIX: &str = "idp_";
 const DEFAULT_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 90);
 /// No token lives longer than this.
 const MAX_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 366);
+/// How long a revocation of a `pdp` token on another node may go unseen
+/// by this one (a revocation on this node takes effect at once).
+pub const PDP_TOKEN_CACHE_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+/// Cached `pdp` tokens before the cache starts over (a bound on memory).
+const MAX_CACHED_PDP_TOKENS: usize = 10_000;
 /// The bootstrap token's lifetime.
 const BOOTSTRAP_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
@@ -40,6 +48,9 @@ pub enum Scope {
     Admin,
     /// Read only.
     Read,
+    /// Only ask for authorization decisions (the AuthZEN API): for policy
+    /// enforcement points, which need nothing else.
+    Pdp,
     /// Only complete the bootstrap, once.
     Bootstrap,
 }
@@ -49,6 +60,7 @@ impl Scope {
         match self {
             Scope::Admin => "admin",
             Scope::Read => "read",
+            Scope::Pdp => "pdp",
             Scope::Bootstrap => "bootstrap",
         }
     }
@@ -57,11 +69,21 @@ impl Scope {
         match s {
             "admin" => Some(Scope::Admin),
             "read" => Some(Scope::Read),
+            "pdp" => Some(Scope::Pdp),
             "bootstrap" => Some(Scope::Bootstrap),
             _ => None,
         }
     }
 }
+
+/// A valid `pdp` token: who it is, when it expires, when it was read.
+type CachedPdpToken = (Caller, Option<Timestamp>, Timestamp);
+
+/// Valid `pdp` tokens by secret hash, so decision requests (thousands a
+/// second) skip the token lookup. Only decision-only tokens are cached:
+/// a stale entry can at worst ask for decisions for [`PDP_TOKEN_CACHE_TTL`].
+#[derive(Debug, Default)]
+pub(crate) struct PdpTokenCache(RwLock<HashMap<String, CachedPdpToken>>);
 
 /// Issues a token.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -69,7 +91,7 @@ impl Scope {
 pub struct CreateToken {
     /// What the token is for, shown in listings and audit.
     pub name: String,
-    /// `admin` or `read`; `read` by default (least privilege).
+    /// `admin`, `read` or `pdp` (decisions only); `read` by default (least privilege).
     pub scope: Option<Scope>,
     /// Restrict the token to one tenant (its name). Only a token valid for
     /// every tenant may issue one valid for every tenant.
@@ -127,9 +149,14 @@ impl Caller {
         let scope_ok = match self.scope {
             Scope::Admin => true,
             Scope::Read => !write,
-            Scope::Bootstrap => false,
+            Scope::Pdp | Scope::Bootstrap => false,
         };
         tenant_ok && scope_ok
+    }
+
+    /// Whether the caller may ask for authorization decisions in `tenant`.
+    pub fn may_decide(&self, tenant: TenantId) -> bool {
+        self.tenant.is_none_or(|t| t == tenant) && matches!(self.scope, Scope::Admin | Scope::Pdp)
     }
 
     /// Whether the caller may manage what spans tenants (tenants, tokens).
@@ -154,9 +181,20 @@ impl App {
         request: &RequestMeta,
     ) -> Result<Caller> {
         let now = self.clock().now();
+        let hash = hash_secret(secret);
+        let cache = &self.inner.pdp_tokens.0;
+        if let Some((caller, expires_at, read_at)) = cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&hash)
+            && idplane_core::time::in_force(*expires_at, now)
+            && now < *read_at + PDP_TOKEN_CACHE_TTL
+        {
+            return Ok(caller.clone());
+        }
         let found = if secret.starts_with(TOKEN_PREFIX) {
             let mut conn = self.store().read().await?;
-            tokens::by_hash(&mut conn, &hash_secret(secret)).await?
+            tokens::by_hash(&mut conn, &hash).await?
         } else {
             None
         };
@@ -167,15 +205,25 @@ impl App {
             Some(_) => "",
         };
         match found {
-            Some(t) if reason.is_empty() => Ok(Caller {
-                actor: Actor::Token {
-                    token_id: t.id,
-                    principal_id: t.principal_id,
-                },
-                scope: Scope::parse(&t.scope)
-                    .ok_or_else(|| AppError::Internal(format!("token scope `{}`", t.scope)))?,
-                tenant: t.tenant_id,
-            }),
+            Some(t) if reason.is_empty() => {
+                let caller = Caller {
+                    actor: Actor::Token {
+                        token_id: t.id,
+                        principal_id: t.principal_id,
+                    },
+                    scope: Scope::parse(&t.scope)
+                        .ok_or_else(|| AppError::Internal(format!("token scope `{}`", t.scope)))?,
+                    tenant: t.tenant_id,
+                };
+                if caller.scope == Scope::Pdp {
+                    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+                    if cache.len() >= MAX_CACHED_PDP_TOKENS {
+                        cache.clear();
+                    }
+                    cache.insert(hash, (caller.clone(), t.expires_at, now));
+                }
+                Ok(caller)
+            }
             found => {
                 let ctx = Ctx {
                     tenant: audit_tenant,
@@ -287,6 +335,12 @@ impl App {
             Some(format!("token:{id}")),
         ))
         .await?;
+        self.inner
+            .pdp_tokens
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! `idplane`: the server and its command-line client.
 
+mod authzen;
 mod cli;
 mod client;
 mod config;

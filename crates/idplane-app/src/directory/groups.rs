@@ -148,6 +148,7 @@ impl App {
                 "expires_at": expires_at,
             }));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(Member {
             membership,
             principal: member,
@@ -168,6 +169,7 @@ impl App {
         let event = AuditEvent::new(ctx, "group.member.remove", Some(target(&group)))
             .with_details(json!({"member": target(&member)}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(())
     }
 

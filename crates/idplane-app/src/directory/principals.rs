@@ -176,6 +176,7 @@ impl App {
         let event = AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(&p)))
             .with_details(json!({"name": p.name, "status": p.status}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(p)
     }
 
@@ -333,6 +334,7 @@ impl App {
             );
         }
         tx.commit_all(events).await?;
+        self.directory_changed();
         self.notify_logout(ctx, notices);
         Ok(next)
     }
@@ -361,6 +363,7 @@ impl App {
         let event = AuditEvent::new(ctx, &action(kind, "delete"), Some(target(&current)))
             .with_details(json!({"name": current.name}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(())
     }
 }

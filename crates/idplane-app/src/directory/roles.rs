@@ -71,6 +71,7 @@ impl App {
         let event = AuditEvent::new(ctx, "role.create", Some(target(&role)))
             .with_details(json!({"name": role.name, "entitlements": role.entitlements}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(role)
     }
 
@@ -125,6 +126,7 @@ impl App {
         let event = AuditEvent::new(ctx, "role.update", Some(target(&next)))
             .with_details(json!({"name": next.name, "entitlements": next.entitlements}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(next)
     }
 
@@ -151,6 +153,7 @@ impl App {
                 .with_details(json!({"name": role.name})),
         )
         .await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -185,6 +188,7 @@ impl App {
                 "expires_at": expires_at,
             }));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(assignment)
     }
 
@@ -202,6 +206,7 @@ impl App {
         )
         .with_details(json!({"role": format!("role:{}", assignment.role_id), "assignment": id}));
         tx.commit(event).await?;
+        self.directory_changed();
         Ok(())
     }
 

@@ -52,6 +52,8 @@ pub enum TokenCommand {
 pub enum ScopeArg {
     Admin,
     Read,
+    /// Authorization decisions only (AuthZEN), for policy enforcement points.
+    Pdp,
 }
 
 /// Filters for `idplane events`.
@@ -156,6 +158,7 @@ pub async fn token(api: &Api, conn: &Connection, command: TokenCommand) -> anyho
                 scope.map(|s| match s {
                     ScopeArg::Admin => "admin".to_owned(),
                     ScopeArg::Read => "read".to_owned(),
+                    ScopeArg::Pdp => "pdp".to_owned(),
                 }),
             );
             // Only an explicit `--tenant` binds the token, not IDPLANE_TENANT.

@@ -14,6 +14,8 @@ mod directory;
 mod http;
 mod keys;
 mod output;
+mod policy;
+mod policy_files;
 mod roles;
 
 use crate::client::output::outln;
@@ -136,6 +138,14 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Authorization policy as code: test locally, push versions, diff
+    /// their impact, roll back, explain decisions, generate documentation.
+    Policy {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
     /// Query the audit log of a running server (`audit` has the offline tools).
     #[command(visible_alias = "audit-log")]
@@ -272,6 +282,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Events { conn, filter } => {
             admin::events(&api::Api::new(&conn)?, filter).await?
         }
+        ClientCommand::Policy { conn, command } => return policy::run(&conn, command).await,
         ClientCommand::Checkpoint { conn } => admin::checkpoint(&api::Api::new(&conn)?).await?,
         ClientCommand::Apply {
             conn,

@@ -30,6 +30,13 @@ pub struct GlobalAuthed {
     pub ctx: Ctx,
 }
 
+/// A policy enforcement point asking for decisions: a `pdp` or `admin`
+/// token, acting in its own tenant (the default one for an unbound token).
+#[derive(Debug)]
+pub struct PdpCaller {
+    pub ctx: Ctx,
+}
+
 /// A caller with any valid token, including the bootstrap token.
 #[derive(Debug)]
 pub struct AnyCaller {
@@ -141,6 +148,27 @@ where
             caller,
             meta: meta.0,
         })
+    }
+}
+
+impl<S> FromRequestParts<S> for PdpCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let state = AppState::from_ref(state);
+        let meta = Meta::from_request_parts(parts, &state).await?;
+        let default = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
+        let caller = caller(parts, &state, default, &meta).await?;
+        let tenant = caller.tenant.unwrap_or(default);
+        if !caller.may_decide(tenant) {
+            return Err(forbidden(&caller));
+        }
+        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta.0);
+        Ok(PdpCaller { ctx })
     }
 }
 

@@ -12,6 +12,7 @@ mod access;
 mod audit;
 mod auth;
 mod authn;
+mod authzen;
 mod bad_input;
 mod bootstrap;
 mod browser;

@@ -31,6 +31,8 @@
 //!         grant_types: [authorization_code, refresh_token]
 //!         scopes: [openid, profile, email]
 //!         first_party: true
+//!     policy:
+//!       directory: ./policy            # schemas/, policies/, tests/ (see `idplane policy`)
 //! ```
 //!
 //! Clients are matched by `client_id`, which the document must give. Their
@@ -88,6 +90,20 @@ pub struct Tenant {
     pub agents: Option<Vec<NonHuman>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<Vec<OAuthClient>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+}
+
+/// The tenant's authorization policy: a policy directory (`schemas/`,
+/// `policies/`, `tests/`) relative to the document, or the bundle inline
+/// (as `export` writes it). A different bundle becomes the next version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<idplane_app::policy::bundle::PolicyBundle>,
 }
 
 /// An OAuth 2.0 / OpenID Connect client. Absent settings keep their live

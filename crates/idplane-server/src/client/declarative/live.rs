@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::doc::{
-    Assignment, Entitlement, Field, Group, Member, Meta, NonHuman, OAuthClient, Role, Tenant, User,
+    Assignment, Entitlement, Field, Group, Member, Meta, NonHuman, OAuthClient, Policy, Role,
+    Tenant, User,
 };
 use crate::client::api::{collection, reference, tenant_path};
 use crate::client::http::{Client, status_of};
@@ -300,7 +301,24 @@ pub async fn tenant(
         service_accounts: Some(non_human(&service_accounts)),
         agents: Some(non_human(&agents)),
         clients: Some(clients.into_iter().map(OAuthClient::from).collect()),
+        policy: active_policy(client, name).await?,
     })
+}
+
+/// The active policy version's bundle, if any version was ever pushed.
+async fn active_policy(client: &Client, tenant: &str) -> anyhow::Result<Option<Policy>> {
+    let path = tenant_path(tenant, "/policy");
+    match client.get(&path).await {
+        Ok(active) => Ok(Some(Policy {
+            directory: None,
+            bundle: Some(
+                serde_json::from_value(active["bundle"].clone())
+                    .with_context(|| format!("GET {path}: unexpected response"))?,
+            ),
+        })),
+        Err(e) if status_of(&e).is_some_and(|s| s.as_u16() == 404) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn meta(p: &PrincipalView) -> Meta {

@@ -87,6 +87,19 @@ pub async fn apply(
     };
     let mut desired = doc::parse(&text)
         .with_context(|| format!("{} is not a valid idplane document", file.display()))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    for tenant in &mut desired.tenants {
+        if let Some(policy) = &mut tenant.policy
+            && let Some(dir) = policy.directory.take()
+        {
+            anyhow::ensure!(
+                policy.bundle.is_none(),
+                "tenant `{}`: give the policy as a directory or inline, not both",
+                tenant.name
+            );
+            policy.bundle = Some(crate::client::policy_files::read(&base.join(dir))?);
+        }
+    }
     let client = Client::from_env(&conn.server)?;
 
     if let Some(only) = conn.selected_tenant() {
@@ -391,6 +404,11 @@ impl Executor<'_> {
                             .await?;
                     }
                 }
+            }
+            (Object::Policy, _) => {
+                client
+                    .post(&tenant_path(t, "/policy/versions"), &change.body)
+                    .await?;
             }
             (Object::Client, op) => {
                 let path = tenant_path(t, &format!("/clients/{}", encode(&change.name)));

@@ -45,6 +45,8 @@ pub enum Object {
     Assignment,
     /// An OAuth client: `name` is its `client_id`.
     Client,
+    /// The tenant's authorization policy (a new version).
+    Policy,
 }
 
 impl Object {
@@ -59,6 +61,7 @@ impl Object {
             Object::Member => "member",
             Object::Assignment => "assignment",
             Object::Client => "client",
+            Object::Policy => "policy",
         }
     }
 
@@ -605,7 +608,30 @@ impl<'a> TenantPlanner<'a> {
         self.plan_clients();
         self.plan_members();
         self.plan_assignments();
+        self.plan_policy();
         self.check_dependants();
+    }
+
+    /// A bundle that differs from the active one is pushed as a new version
+    /// (there is nothing to delete: versions are immutable).
+    fn plan_policy(&mut self) {
+        let Some(want) = self.desired.policy.as_ref().and_then(|p| p.bundle.as_ref()) else {
+            return;
+        };
+        let have = self.live.policy.as_ref().and_then(|p| p.bundle.as_ref());
+        if have == Some(want) {
+            return;
+        }
+        let op = if have.is_some() {
+            Op::Update
+        } else {
+            Op::Create
+        };
+        let tenant = self.tenant();
+        self.upserts.push(
+            Change::new(op, Object::Policy, tenant, "policy")
+                .with_body(json!({"message": "idplane apply", "bundle": want})),
+        );
     }
 
     fn check_duplicates(&mut self) {

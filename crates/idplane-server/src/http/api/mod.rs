@@ -9,6 +9,7 @@ mod audit;
 mod authn;
 mod clients;
 mod keys;
+mod policies;
 mod principals;
 mod resources;
 mod roles;
@@ -71,6 +72,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(access::routes())
         .merge(authn::routes())
         .merge(audit::routes())
+        .merge(policies::routes())
 }
 
 /// Cursor pagination parameters.

@@ -1,0 +1,227 @@
+//! The decision API the AuthZEN endpoints call, and the decision log:
+//! every deny, and a sample of allows, goes to the audit log with the
+//! policy version and the determining policies. Log records are queued for
+//! the group-commit writer rather than awaited, so a crash can lose the
+//! records of the last moments' decisions (never a state change's).
+
+use idplane_core::Ctx;
+use idplane_core::audit::AuditEvent;
+use serde_json::{Map, Value, json};
+
+use super::authzen::{Action, Entity, Evaluation};
+use super::authzen::{
+    EvaluationResponse, Evaluations, EvaluationsResponse, MAX_EVALUATIONS, Semantic,
+};
+use super::directory_schema::DirectoryType;
+use super::engine::{BadRequest, Decided};
+use crate::{App, AppError, Result};
+use idplane_store::Page;
+use idplane_store::principals::PrincipalFilter;
+
+/// Principals examined by one subject-search page.
+pub const SEARCH_PAGE: u32 = 1_000;
+
+/// A page of subject-search results.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectPage {
+    /// The names of the subjects allowed.
+    pub ids: Vec<String>,
+    /// The page token of the next page.
+    pub next: Option<String>,
+}
+
+/// The audit action of a logged decision.
+pub const DECISION_EVENT: &str = "authz.decision";
+
+impl App {
+    /// Decides one evaluation with the active version, and logs it.
+    /// Without an active version everything is denied.
+    pub async fn evaluate(
+        &self,
+        ctx: &Ctx,
+        eval: &Evaluation,
+    ) -> Result<std::result::Result<Decided, BadRequest>> {
+        let Some(engine) = self.policy_engine(ctx).await? else {
+            let decided = Decided {
+                allowed: false,
+                version: None,
+                policies: Vec::new(),
+                errors: Vec::new(),
+                note: Some("no policy version is active".to_owned()),
+            };
+            self.log_decision(ctx, eval, &decided).await?;
+            return Ok(Ok(decided));
+        };
+        let decided = self.decide_with(ctx, &engine, eval).await?;
+        if let Ok(decided) = &decided
+            && (!decided.allowed || engine.sample_allow())
+        {
+            self.log_decision(ctx, eval, decided).await?;
+        }
+        Ok(decided)
+    }
+
+    /// A batch, with AuthZEN's evaluation semantics. An item that cannot be
+    /// evaluated is a deny carrying its error, so it never stops the others
+    /// (nor counts as a permit).
+    pub async fn evaluate_batch(
+        &self,
+        ctx: &Ctx,
+        batch: &Evaluations,
+    ) -> Result<std::result::Result<EvaluationsResponse, BadRequest>> {
+        let items = batch.evaluations.as_ref().map_or(0, Vec::len);
+        if items > MAX_EVALUATIONS {
+            return Ok(Err(BadRequest(format!(
+                "at most {MAX_EVALUATIONS} evaluations in one request, got {items}"
+            ))));
+        }
+        let semantic = batch
+            .options
+            .as_ref()
+            .map(|o| o.evaluations_semantic)
+            .unwrap_or_default();
+        let mut answers = Vec::new();
+        for item in batch.resolve() {
+            let answer = match item {
+                Err(why) => error_response(&why),
+                Ok(eval) => match self.evaluate(ctx, &eval).await? {
+                    Ok(decided) => EvaluationResponse {
+                        decision: decided.allowed,
+                        context: None,
+                    },
+                    Err(bad) => error_response(&bad.0),
+                },
+            };
+            let stop = match semantic {
+                Semantic::ExecuteAll => false,
+                Semantic::DenyOnFirstDeny => !answer.decision,
+                Semantic::PermitOnFirstPermit => answer.decision,
+            };
+            answers.push(answer);
+            if stop {
+                break;
+            }
+        }
+        Ok(Ok(EvaluationsResponse {
+            evaluations: answers,
+        }))
+    }
+
+    /// AuthZEN action search: the actions `subject` may take on
+    /// `resource`, each decided by Cedar (actions that do not apply to
+    /// these types are left out). Not logged.
+    pub async fn search_actions(
+        &self,
+        ctx: &Ctx,
+        subject: &Entity,
+        resource: &Entity,
+        context: &Map<String, Value>,
+    ) -> Result<Vec<String>> {
+        let Some(engine) = self.policy_engine(ctx).await? else {
+            return Ok(Vec::new());
+        };
+        let mut allowed = Vec::new();
+        for name in engine.action_names() {
+            let eval = Evaluation {
+                subject: subject.clone(),
+                action: Action {
+                    name: name.clone(),
+                    properties: Map::new(),
+                },
+                resource: resource.clone(),
+                context: context.clone(),
+            };
+            if let Ok(decided) = self.decide_with(ctx, &engine, &eval).await?
+                && decided.allowed
+            {
+                allowed.push(name);
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// AuthZEN subject search over the directory: of the principals of
+    /// `subject_type` after `after` (a principal id, the page token), at
+    /// most [`SEARCH_PAGE`] are examined; those allowed are returned with
+    /// the token of the next page, if there is one. Not logged.
+    pub async fn search_subjects(
+        &self,
+        ctx: &Ctx,
+        subject_type: &str,
+        action: &Action,
+        resource: &Entity,
+        context: &Map<String, Value>,
+        after: Option<String>,
+    ) -> Result<std::result::Result<SubjectPage, BadRequest>> {
+        let Some(kind) = DirectoryType::parse(subject_type).and_then(DirectoryType::principal_kind)
+        else {
+            return Ok(Err(BadRequest(format!(
+                "subject search covers the directory's principals, not `{subject_type}`"
+            ))));
+        };
+        let Some(engine) = self.policy_engine(ctx).await? else {
+            return Ok(Ok(SubjectPage::default()));
+        };
+        let filter = PrincipalFilter {
+            kind: Some(kind),
+            ..PrincipalFilter::default()
+        };
+        let page = Page {
+            after,
+            limit: SEARCH_PAGE,
+        };
+        let examined = self.principals(ctx, &filter, &page).await?;
+        let mut found = SubjectPage {
+            next: examined
+                .more
+                .then(|| examined.items.last().map(|p| p.id.to_string()))
+                .flatten(),
+            ids: Vec::new(),
+        };
+        for principal in examined.items {
+            let eval = Evaluation {
+                subject: Entity {
+                    kind: subject_type.to_owned(),
+                    id: principal.id.to_string(),
+                    properties: Map::new(),
+                },
+                action: action.clone(),
+                resource: resource.clone(),
+                context: context.clone(),
+            };
+            match self.decide_with(ctx, &engine, &eval).await? {
+                Ok(decided) if decided.allowed => found.ids.push(principal.name),
+                Ok(_) => {}
+                Err(bad) => return Ok(Err(bad)),
+            }
+        }
+        Ok(Ok(found))
+    }
+
+    async fn log_decision(&self, ctx: &Ctx, eval: &Evaluation, decided: &Decided) -> Result<()> {
+        let request = serde_json::to_value(eval)
+            .map_err(|e| AppError::Internal(format!("evaluation: {e}")))?;
+        let target = format!("{}:{}", eval.subject.kind, eval.subject.id);
+        let mut event = AuditEvent::new(ctx, DECISION_EVENT, Some(target)).with_details(json!({
+            "decision": if decided.allowed { "allow" } else { "deny" },
+            "version": decided.version,
+            "policies": decided.policies,
+            "errors": decided.errors,
+            "note": decided.note,
+            "request": request,
+        }));
+        if !decided.allowed {
+            event = event.failed();
+        }
+        // Queued, not awaited: a decision is an observation, and waiting for
+        // its fsync would bound decisions by commits.
+        self.audit_writer().enqueue(event).await
+    }
+}
+
+fn error_response(why: &str) -> EvaluationResponse {
+    EvaluationResponse {
+        decision: false,
+        context: Some(json!({"error": {"status": 400, "message": why}})),
+    }
+}

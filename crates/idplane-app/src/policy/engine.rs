@@ -1,0 +1,376 @@
+//! A compiled policy version ready to decide, and the translation of an
+//! AuthZEN evaluation into a Cedar request over the directory's entities.
+//!
+//! Names: an action is `name` (unique among the applications' actions),
+//! `Namespace::name` or a Cedar uid. A subject or resource type is one of
+//! the directory's (`user`, `group`, `service_account`, `agent`, `role`, or
+//! `Idplane::User`, ...), resolved in the directory, or an application's
+//! type (`Todo::todo`, or bare `todo` in the action's namespace, which wins
+//! over the directory's), built from the request's `properties`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cedar_policy::{Context, Decision, Entities, Entity, EntityTypeName, EntityUid, Request};
+use idplane_core::Ctx;
+use serde_json::{Map, Value, json};
+
+use super::authzen::{self, Evaluation};
+use super::bundle::Compiled;
+use super::directory_schema::DirectoryType;
+use crate::{App, AppError, Result};
+
+/// Deepest JSON nesting accepted in properties and context.
+pub const MAX_JSON_DEPTH: usize = 16;
+/// Most JSON values (all levels) in one evaluation's properties and context.
+pub const MAX_JSON_VALUES: usize = 4_096;
+
+/// A policy version ready to decide with.
+#[derive(Debug)]
+pub struct Engine {
+    pub version: i64,
+    pub compiled: Compiled,
+    /// Each action with its ancestor action groups, as entities.
+    actions: HashMap<EntityUid, Vec<Entity>>,
+    /// Bare action names to the actions of that name.
+    action_names: HashMap<String, Vec<EntityUid>>,
+    /// Allowed decisions seen, for sampling them into the log.
+    allows: AtomicU64,
+}
+
+/// A decision with its explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    pub allowed: bool,
+    /// The policy version that decided; `None` when none is active.
+    pub version: Option<i64>,
+    /// The policies that determined the decision (permits for an allow,
+    /// forbids for a deny; none for a default deny).
+    pub policies: Vec<String>,
+    /// Policies whose evaluation failed (they count as not applying).
+    pub errors: Vec<String>,
+    /// Why Cedar was not asked: unknown or inactive subject, no policy.
+    pub note: Option<String>,
+}
+
+impl Decided {
+    fn denied(version: Option<i64>, note: &str) -> Self {
+        Self {
+            allowed: false,
+            version,
+            policies: Vec::new(),
+            errors: Vec::new(),
+            note: Some(note.to_owned()),
+        }
+    }
+}
+
+/// A request that cannot be evaluated: names the part that is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRequest(pub String);
+
+impl Engine {
+    pub fn new(version: i64, compiled: Compiled) -> Result<Self> {
+        let all = compiled
+            .schema
+            .action_entities()
+            .map_err(|e| AppError::Internal(format!("action entities: {e}")))?;
+        let mut actions = HashMap::new();
+        let mut action_names: HashMap<String, Vec<EntityUid>> = HashMap::new();
+        for action in compiled.schema.actions() {
+            let mut chain: Vec<Entity> = all.get(action).cloned().into_iter().collect();
+            chain.extend(
+                all.ancestors(action)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| all.get(a).cloned()),
+            );
+            actions.insert(action.clone(), chain);
+            action_names
+                .entry(action.id().unescaped().to_owned())
+                .or_default()
+                .push(action.clone());
+        }
+        Ok(Self {
+            version,
+            compiled,
+            actions,
+            action_names,
+            allows: AtomicU64::new(0),
+        })
+    }
+
+    /// Every action, named as a request would name it: bare when the name
+    /// is unique, else `Namespace::name`.
+    pub fn action_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .action_names
+            .iter()
+            .flat_map(|(bare, uids)| {
+                uids.iter().map(move |uid| match uids.len() {
+                    1 => bare.clone(),
+                    _ => format!("{}::{bare}", uid.type_name().namespace()),
+                })
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Whether this allowed decision is one of the sampled ones.
+    pub(crate) fn sample_allow(&self) -> bool {
+        let rate = self.compiled.decision_log.allow_sample_rate;
+        if rate <= 0.0 {
+            return false;
+        }
+        // Every n-th allow, n = 1 / rate: deterministic, so testable.
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "rate is in (0, 1]"
+        )]
+        let every = (1.0 / rate).round().max(1.0) as u64;
+        self.allows
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(every)
+    }
+
+    fn action(&self, name: &str) -> std::result::Result<EntityUid, BadRequest> {
+        let unknown = || BadRequest(format!("action `{name}` is not in the schema"));
+        let uid = if name.contains('"') {
+            EntityUid::from_str(name).map_err(|_| unknown())?
+        } else if let Some((namespace, bare)) = name.rsplit_once("::") {
+            EntityUid::from_str(&format!("{namespace}::Action::{}", quoted(bare)))
+                .map_err(|_| unknown())?
+        } else {
+            match self.action_names.get(name).map(Vec::as_slice) {
+                Some([only]) => only.clone(),
+                Some(many) if many.len() > 1 => {
+                    let names: Vec<String> = many.iter().map(ToString::to_string).collect();
+                    return Err(BadRequest(format!(
+                        "action `{name}` is ambiguous ({}); qualify it with its namespace",
+                        names.join(", ")
+                    )));
+                }
+                _ => return Err(unknown()),
+            }
+        };
+        if self.actions.contains_key(&uid) {
+            Ok(uid)
+        } else {
+            Err(unknown())
+        }
+    }
+
+    /// The application type `kind` names, qualified or in `namespace`.
+    fn app_type(&self, kind: &str, namespace: &str) -> Option<EntityTypeName> {
+        let qualified = if kind.contains("::") {
+            kind.to_owned()
+        } else if namespace.is_empty() {
+            return None;
+        } else {
+            format!("{namespace}::{kind}")
+        };
+        let name = EntityTypeName::from_str(&qualified).ok()?;
+        self.compiled
+            .schema
+            .entity_types()
+            .any(|t| *t == name)
+            .then_some(name)
+    }
+}
+
+fn quoted(id: &str) -> String {
+    serde_json::to_string(id).unwrap_or_default()
+}
+
+/// What an AuthZEN subject or resource turned into.
+enum Resolved {
+    Entities(EntityUid, Vec<Entity>),
+    /// A directory entity that does not exist or is not active.
+    Denied(&'static str),
+}
+
+impl App {
+    /// Decides one evaluation with `engine`. Bad requests are errors; an
+    /// unknown or inactive subject is a deny with a note.
+    pub async fn decide_with(
+        &self,
+        ctx: &Ctx,
+        engine: &Engine,
+        eval: &Evaluation,
+    ) -> Result<std::result::Result<Decided, BadRequest>> {
+        let action = match engine.action(&eval.action.name) {
+            Ok(action) => action,
+            Err(bad) => return Ok(Err(bad)),
+        };
+        if let Err(bad) = check_json(eval) {
+            return Ok(Err(bad));
+        }
+        let namespace = action.type_name().namespace();
+        let version = Some(engine.version);
+        let subject = match self
+            .resolve(ctx, engine, &eval.subject, &namespace, false)
+            .await?
+        {
+            Ok(Resolved::Entities(uid, entities)) => (uid, entities),
+            Ok(Resolved::Denied(note)) => return Ok(Ok(Decided::denied(version, note))),
+            Err(bad) => return Ok(Err(bad.prefixed("subject"))),
+        };
+        let resource = match self
+            .resolve(ctx, engine, &eval.resource, &namespace, true)
+            .await?
+        {
+            Ok(Resolved::Entities(uid, entities)) => (uid, entities),
+            // A resource that is not (or no longer) in the directory is
+            // decided without its attributes and parents.
+            Ok(Resolved::Denied(_)) => (resource_uid(&eval.resource)?, Vec::new()),
+            Err(bad) => return Ok(Err(bad.prefixed("resource"))),
+        };
+        Ok(decide(engine, action, subject, resource, eval))
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &Ctx,
+        engine: &Engine,
+        entity: &authzen::Entity,
+        namespace: &str,
+        app_first: bool,
+    ) -> Result<std::result::Result<Resolved, BadRequest>> {
+        let app_type = engine.app_type(&entity.kind, namespace);
+        let directory = DirectoryType::parse(&entity.kind);
+        let use_app = match (&app_type, directory) {
+            (Some(_), Some(_)) => app_first,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if use_app && let Some(type_name) = app_type {
+            return Ok(app_entity(engine, type_name, entity)
+                .map(|(uid, e)| Resolved::Entities(uid, vec![e])));
+        }
+        let Some(kind) = directory else {
+            return Ok(Err(BadRequest(format!(
+                "type `{}` is neither the directory's nor in the schema",
+                entity.kind
+            ))));
+        };
+        if !entity.properties.is_empty() {
+            return Ok(Err(BadRequest(
+                "properties of a directory entity come from the directory; send none".to_owned(),
+            )));
+        }
+        Ok(Ok(match self.projection(ctx, kind, &entity.id).await? {
+            None => Resolved::Denied("unknown subject"),
+            Some(p) if !p.active => Resolved::Denied("the subject is not active"),
+            Some(p) => Resolved::Entities(p.uid.clone(), p.entities.clone()),
+        }))
+    }
+}
+
+impl BadRequest {
+    fn prefixed(self, part: &str) -> Self {
+        Self(format!("{part}: {}", self.0))
+    }
+}
+
+fn resource_uid(entity: &authzen::Entity) -> Result<EntityUid> {
+    let kind = DirectoryType::parse(&entity.kind)
+        .ok_or_else(|| AppError::Internal("a denied resource is a directory entity".to_owned()))?;
+    Ok(super::entities::uid(kind, &entity.id))
+}
+
+/// An application entity from the request: its properties are its
+/// attributes, checked and typed by the schema.
+fn app_entity(
+    engine: &Engine,
+    type_name: EntityTypeName,
+    entity: &authzen::Entity,
+) -> std::result::Result<(EntityUid, Entity), BadRequest> {
+    let json = json!({
+        "uid": {"type": type_name.to_string(), "id": entity.id},
+        "attrs": entity.properties,
+        "parents": [],
+    });
+    let built = Entity::from_json_value(json, Some(&engine.compiled.schema))
+        .map_err(|e| BadRequest(format!("`{type_name}::{}`: {e}", quoted(&entity.id))))?;
+    Ok((built.uid(), built))
+}
+
+fn decide(
+    engine: &Engine,
+    action: EntityUid,
+    (principal, subject_entities): (EntityUid, Vec<Entity>),
+    (resource, resource_entities): (EntityUid, Vec<Entity>),
+    eval: &Evaluation,
+) -> std::result::Result<Decided, BadRequest> {
+    let schema = &engine.compiled.schema;
+    let context = merged_context(eval)?;
+    let context = Context::from_json_value(Value::Object(context), Some((schema, &action)))
+        .map_err(|e| BadRequest(format!("context: {e}")))?;
+    let action_entities = engine.actions.get(&action).cloned().unwrap_or_default();
+    let request = Request::new(principal, action, resource, context, Some(schema))
+        .map_err(|e| BadRequest(e.to_string()))?;
+    let mut seen = std::collections::HashSet::new();
+    let all = subject_entities
+        .into_iter()
+        .chain(resource_entities)
+        .chain(action_entities)
+        .filter(|e| seen.insert(e.uid()));
+    let entities = Entities::from_entities(all, None).map_err(|e| BadRequest(e.to_string()))?;
+    let response = engine.compiled.policies.is_authorized(&request, &entities);
+    let diagnostics = response.diagnostics();
+    Ok(Decided {
+        allowed: response.decision() == Decision::Allow,
+        version: Some(engine.version),
+        policies: diagnostics.reason().map(ToString::to_string).collect(),
+        errors: diagnostics.errors().map(ToString::to_string).collect(),
+        note: None,
+    })
+}
+
+/// The request context with the action's properties merged in.
+fn merged_context(eval: &Evaluation) -> std::result::Result<Map<String, Value>, BadRequest> {
+    let mut context = eval.context.clone();
+    for (key, value) in &eval.action.properties {
+        if context.insert(key.clone(), value.clone()).is_some() {
+            return Err(BadRequest(format!(
+                "`{key}` is both an action property and a context key"
+            )));
+        }
+    }
+    Ok(context)
+}
+
+/// Bounds the work a request's free-form JSON can cause.
+fn check_json(eval: &Evaluation) -> std::result::Result<(), BadRequest> {
+    let mut values = 0usize;
+    for (part, map) in [
+        ("subject.properties", &eval.subject.properties),
+        ("resource.properties", &eval.resource.properties),
+        ("action.properties", &eval.action.properties),
+        ("context", &eval.context),
+    ] {
+        for value in map.values() {
+            walk(value, 1, &mut values).map_err(|why| BadRequest(format!("{part}: {why}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn walk(value: &Value, depth: usize, values: &mut usize) -> std::result::Result<(), String> {
+    *values += 1;
+    if *values > MAX_JSON_VALUES {
+        return Err(format!("more than {MAX_JSON_VALUES} values"));
+    }
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!("nested deeper than {MAX_JSON_DEPTH}"));
+    }
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|v| walk(v, depth + 1, values)),
+        Value::Object(map) => map.values().try_for_each(|v| walk(v, depth + 1, values)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,298 @@
+//! The directory projected into Cedar entities, per subject, cached in
+//! memory so a decision needs no database round trip. A projection is
+//! dropped when the directory changes on this node, when the first
+//! membership, role assignment or end date it reflects expires (so an
+//! expired role stops granting at that instant), and after
+//! [`PROJECTION_TTL`] (changes made on other nodes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use cedar_policy::{Entity, EntityId, EntityUid, RestrictedExpression};
+use idplane_core::directory::{Principal, PrincipalKind, name_key};
+use idplane_core::time::in_force;
+use idplane_core::{Ctx, PrincipalId, TenantId, Timestamp};
+use idplane_store::principals::{self, PrincipalFilter};
+use idplane_store::{Conn, Page, roles};
+use jiff::SignedDuration;
+
+use super::directory_schema::DirectoryType;
+use crate::{App, Result};
+
+/// How long a projection may miss a change made on another node.
+pub const PROJECTION_TTL: SignedDuration = SignedDuration::from_secs(30);
+/// Projections kept before the cache starts over (a bound on memory).
+const MAX_PROJECTIONS: usize = 100_000;
+
+/// A directory entity as Cedar sees it at one instant.
+#[derive(Debug)]
+pub(crate) struct Projection {
+    pub uid: EntityUid,
+    /// False for suspended, deprovisioned, ended or expired principals.
+    pub active: bool,
+    /// The entity itself (parents: every group and role, transitively),
+    /// then its groups and roles.
+    pub entities: Vec<Entity>,
+    loaded_at: Timestamp,
+    /// The first instant at which something it reflects expires.
+    valid_until: Option<Timestamp>,
+}
+
+impl Projection {
+    fn fresh_at(&self, now: Timestamp) -> bool {
+        now < self.loaded_at + PROJECTION_TTL && in_force(self.valid_until, now)
+    }
+}
+
+type Key = (TenantId, DirectoryType, String);
+
+/// Projections by tenant, type and the id they were asked for.
+#[derive(Debug, Default)]
+pub(crate) struct ProjectionCache(RwLock<HashMap<Key, Arc<Projection>>>);
+
+impl ProjectionCache {
+    pub(crate) fn clear(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl App {
+    /// The projection of a directory entity named by `id` (its name, its
+    /// principal id or its external id), or `None` if there is none.
+    pub(crate) async fn projection(
+        &self,
+        ctx: &Ctx,
+        kind: DirectoryType,
+        id: &str,
+    ) -> Result<Option<Arc<Projection>>> {
+        let key = (ctx.tenant, kind, id.to_owned());
+        let cache = &self.inner.projections.0;
+        if let Some(found) = cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            && found.fresh_at(ctx.now)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let mut conn = self.store().read().await?;
+        let Some(projection) = project(&mut conn, ctx, kind, id).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let projection = Arc::new(projection);
+        let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_PROJECTIONS {
+            cache.clear();
+        }
+        cache.insert(key, projection.clone());
+        Ok(Some(projection))
+    }
+
+    /// Forgets every projection: called after each directory change.
+    pub(crate) fn directory_changed(&self) {
+        self.inner.projections.clear();
+    }
+}
+
+async fn project(
+    conn: &mut impl Conn,
+    ctx: &Ctx,
+    kind: DirectoryType,
+    id: &str,
+) -> Result<Option<Projection>> {
+    let Some(principal_kind) = kind.principal_kind() else {
+        return project_role(conn, ctx, id).await;
+    };
+    let Some(principal) = find_principal(conn, ctx.tenant, principal_kind, id).await? else {
+        return Ok(None);
+    };
+    let uid = uid(kind, &principal.name);
+    let owner = match principal.owner_id {
+        Some(owner) => principals::by_id(conn, ctx.tenant, owner)
+            .await?
+            .map(|o| o.name),
+        None => None,
+    };
+    let attrs = principal_attrs(&principal, owner);
+    if !principal.is_active_at(ctx.now) {
+        let entity = entity(uid.clone(), attrs, HashSet::new())?;
+        return Ok(Some(Projection {
+            uid,
+            active: false,
+            entities: vec![entity],
+            loaded_at: ctx.now,
+            valid_until: None,
+        }));
+    }
+    let mut valid_until = earliest(principal.end_date, principal.expires_at);
+    let mut ancestors = Vec::new();
+    let mut parents = HashSet::new();
+    let groups = principals::transitive_groups(conn, principal.id, Some(ctx.now)).await?;
+    for group_id in &groups {
+        if let Some(group) = principals::by_id(conn, ctx.tenant, *group_id).await? {
+            let group_uid = self::uid(DirectoryType::Group, &group.name);
+            parents.insert(group_uid.clone());
+            ancestors.push(entity(
+                group_uid,
+                principal_attrs(&group, None),
+                HashSet::new(),
+            )?);
+        }
+    }
+    for holder in std::iter::once(principal.id).chain(groups.iter().copied()) {
+        valid_until = earliest(valid_until, membership_expiry(conn, holder, ctx.now).await?);
+        for assignment in roles::assignments_of(conn, holder).await? {
+            if !in_force(assignment.expires_at, ctx.now) {
+                continue;
+            }
+            let Some(role) = roles::by_id(conn, ctx.tenant, assignment.role_id).await? else {
+                continue;
+            };
+            valid_until = earliest(valid_until, assignment.expires_at);
+            let role_uid = self::uid(DirectoryType::Role, &role.name);
+            if parents.insert(role_uid.clone()) {
+                ancestors.push(role_entity(role_uid, &role.name)?);
+            }
+        }
+    }
+    let mut entities = vec![entity(uid.clone(), attrs, parents)?];
+    entities.extend(ancestors);
+    Ok(Some(Projection {
+        uid,
+        active: true,
+        entities,
+        loaded_at: ctx.now,
+        valid_until,
+    }))
+}
+
+async fn project_role(conn: &mut impl Conn, ctx: &Ctx, id: &str) -> Result<Option<Projection>> {
+    let Some(role) = roles::by_name(conn, ctx.tenant, &name_key(id)).await? else {
+        return Ok(None);
+    };
+    let uid = uid(DirectoryType::Role, &role.name);
+    Ok(Some(Projection {
+        entities: vec![role_entity(uid.clone(), &role.name)?],
+        uid,
+        active: true,
+        loaded_at: ctx.now,
+        valid_until: None,
+    }))
+}
+
+/// By name, then by principal id, then by external id (which must be
+/// unique to count).
+async fn find_principal(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    kind: PrincipalKind,
+    id: &str,
+) -> Result<Option<Principal>> {
+    if let Some(found) = principals::by_name(conn, tenant, kind, &name_key(id)).await? {
+        return Ok(Some(found));
+    }
+    if let Ok(principal_id) = id.parse::<PrincipalId>()
+        && let Some(found) = principals::by_id(conn, tenant, principal_id).await?
+        && found.kind == kind
+    {
+        return Ok(Some(found));
+    }
+    let filter = PrincipalFilter {
+        kind: Some(kind),
+        external_id: Some(id.to_owned()),
+        ..PrincipalFilter::default()
+    };
+    let page = Page {
+        after: None,
+        limit: 2,
+    };
+    let mut found = principals::list(conn, tenant, &filter, &page).await?.items;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
+/// The earliest expiry of the memberships of `member` in force at `now`.
+async fn membership_expiry(
+    conn: &mut impl Conn,
+    member: PrincipalId,
+    now: Timestamp,
+) -> Result<Option<Timestamp>> {
+    Ok(principals::memberships_of(conn, member)
+        .await?
+        .into_iter()
+        .filter(|m| in_force(m.expires_at, now))
+        .filter_map(|m| m.expires_at)
+        .min())
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+pub(crate) fn uid(kind: DirectoryType, name: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(kind.type_name(), EntityId::new(name))
+}
+
+fn principal_attrs(p: &Principal, owner: Option<String>) -> HashMap<String, RestrictedExpression> {
+    let mut attrs = HashMap::from([
+        ("name".to_owned(), string(&p.name)),
+        ("status".to_owned(), string(p.status.as_str())),
+    ]);
+    let optional = [
+        ("email", p.email.clone()),
+        ("displayName", p.display_name.clone()),
+        ("externalId", p.external_id.clone()),
+        ("userType", p.user_type.map(|t| t.as_str().to_owned())),
+        ("owner", owner),
+        ("purpose", p.purpose.clone()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            attrs.insert(name.to_owned(), RestrictedExpression::new_string(value));
+        }
+    }
+    // Only the attributes the directory schema declares for this kind.
+    let allowed: &[&str] = match p.kind {
+        PrincipalKind::User => &[
+            "name",
+            "status",
+            "email",
+            "displayName",
+            "externalId",
+            "userType",
+        ],
+        PrincipalKind::Group => &["name", "displayName", "externalId"],
+        PrincipalKind::ServiceAccount | PrincipalKind::Agent => {
+            &["name", "status", "owner", "purpose"]
+        }
+    };
+    attrs.retain(|k, _| allowed.contains(&k.as_str()));
+    attrs
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+fn role_entity(uid: EntityUid, name: &str) -> Result<Entity> {
+    entity(
+        uid,
+        HashMap::from([("name".to_owned(), string(name))]),
+        HashSet::new(),
+    )
+}
+
+fn entity(
+    uid: EntityUid,
+    attrs: HashMap<String, RestrictedExpression>,
+    parents: HashSet<EntityUid>,
+) -> Result<Entity> {
+    Entity::new(uid, attrs, parents)
+        .map_err(|e| crate::AppError::Internal(format!("directory entity: {e}")))
+}

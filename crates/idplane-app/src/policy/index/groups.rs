@@ -1,0 +1,55 @@
+//! Policies grouped by identical heads, each group a precomputed policy set,
+//! so a decision never builds a policy set and evaluates each matching head
+//! once.
+
+use std::collections::HashMap;
+
+use cedar_policy::{Policy, PolicySet, PolicySetError};
+
+use super::head::{Head, Names};
+
+/// Policies that share one head: they match a request together or not at all.
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub(super) head: Head,
+    pub(super) policies: PolicySet,
+}
+
+/// The groups of `source`, in the order of each head's first policy.
+pub(super) fn group_by_head(
+    source: &PolicySet,
+    names: &mut Names,
+) -> Result<Vec<Group>, Box<PolicySetError>> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut by_head: HashMap<Head, usize> = HashMap::new();
+    for policy in source.policies() {
+        let head = Head::of(policy, names);
+        let position = *by_head.entry(head.clone()).or_insert_with(|| {
+            groups.push(Group {
+                head,
+                policies: PolicySet::new(),
+            });
+            groups.len() - 1
+        });
+        add_policy(&mut groups[position].policies, policy, source)?;
+    }
+    Ok(groups)
+}
+
+/// Adds a static policy as is, and a template-linked one as a link of its
+/// template (copied from `source` the first time).
+fn add_policy(
+    set: &mut PolicySet,
+    policy: &Policy,
+    source: &PolicySet,
+) -> Result<(), Box<PolicySetError>> {
+    let (Some(template_id), Some(links)) = (policy.template_id(), policy.template_links()) else {
+        return Ok(set.add(policy.clone())?);
+    };
+    if set.template(template_id).is_none()
+        && let Some(template) = source.template(template_id)
+    {
+        set.add_template(template.clone())?;
+    }
+    Ok(set.link(template_id.clone(), policy.id().clone(), links)?)
+}

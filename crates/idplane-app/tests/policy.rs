@@ -1,0 +1,518 @@
+//! Authorization use cases: policy versions, decisions over the directory,
+//! the decision log and impact analysis, on a temporary SQLite store with a
+//! manual clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail loudly; clippy's in-test allowance covers only #[test] bodies"
+)]
+
+mod support;
+
+use idplane_app::AppError;
+use idplane_app::directory::roles::AssignRole;
+use idplane_app::policy::authzen::{Evaluation, Evaluations, EvaluationsResponse};
+use idplane_app::policy::bundle::{DecisionLogSettings, PolicyBundle};
+use idplane_app::policy::decisions::DECISION_EVENT;
+use idplane_app::policy::engine::Decided;
+use idplane_app::tokens::{Caller, CreateToken, Scope};
+use idplane_core::directory::Principal;
+use idplane_core::{Ctx, RequestMeta};
+use idplane_store::audit::AuditFilter;
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+use support::Harness;
+
+const SCHEMA: &str = r#"namespace Docs {
+  entity Doc = { owner: String, classification: Long };
+  action read, write appliesTo { principal: [Idplane::User], resource: [Doc], context: { mfa?: Bool } };
+}"#;
+
+const POLICIES: &str = r#"
+@id("readers-read")
+@description("Anyone holding the reader role reads documents")
+permit (principal in Idplane::Role::"reader", action == Docs::Action::"read", resource);
+
+@id("owners-write")
+permit (principal, action == Docs::Action::"write", resource)
+when { principal has email && resource.owner == principal.email };
+
+@id("secret-needs-mfa")
+forbid (principal, action, resource)
+when { resource.classification > 2 } unless { context has mfa && context.mfa };
+"#;
+
+fn bundle(policies: &str) -> PolicyBundle {
+    PolicyBundle {
+        schemas: [("Docs".to_owned(), SCHEMA.to_owned())].into(),
+        policies: [("docs.cedar".to_owned(), policies.to_owned())].into(),
+        tests: Vec::new(),
+        decision_log: DecisionLogSettings {
+            allow_sample_rate: 1.0,
+        },
+    }
+}
+
+fn eval(subject: &str, action: &str, owner: &str, classification: i64) -> Evaluation {
+    serde_json::from_value(json!({
+        "subject": {"type": "user", "id": subject},
+        "action": {"name": action},
+        "resource": {"type": "Doc", "id": "d1", "properties": {"owner": owner, "classification": classification}},
+    }))
+    .unwrap()
+}
+
+async fn decide(h: &Harness, e: &Evaluation) -> Decided {
+    h.app.evaluate(&h.ctx().await, e).await.unwrap().unwrap()
+}
+
+async fn setup() -> Harness {
+    setup_with_users().await.0
+}
+
+/// The harness, alice and bob (with emails), the reader role, version 1.
+async fn setup_with_users() -> (Harness, Vec<Principal>) {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let mut users = Vec::new();
+    for (name, email) in [("alice", "alice@example.com"), ("bob", "bob@example.com")] {
+        let cmd = serde_json::from_value(json!({"username": name, "email": email})).unwrap();
+        users.push(h.app.create_user(&ctx, cmd).await.unwrap());
+    }
+    let role = serde_json::from_value(json!({"name": "reader"})).unwrap();
+    h.app.create_role(&ctx, role).await.unwrap();
+    h.app
+        .put_policies(&ctx, bundle(POLICIES), "first version")
+        .await
+        .unwrap();
+    (h, users)
+}
+
+async fn assign(h: &Harness, ctx: &Ctx, principal: &str, expires_in: Option<&str>) {
+    let cmd: AssignRole = serde_json::from_value(json!({
+        "role": "reader", "principal": principal, "expires_in": expires_in,
+    }))
+    .unwrap();
+    h.app.assign_role(ctx, cmd).await.unwrap();
+}
+
+async fn decision_events(h: &Harness) -> Vec<Value> {
+    let filter = AuditFilter {
+        action: Some(DECISION_EVENT.to_owned()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    h.app.audit_writer().flush().await;
+    let ctx = h.ctx().await;
+    h.app
+        .audit_events(&ctx, &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.details)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_role_allows_until_it_expires_and_a_forbid_wins() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let read = eval("alice", "read", "bob@example.com", 1);
+    assert!(!decide(&h, &read).await.allowed, "no role yet");
+
+    assign(&h, &ctx, "alice", Some("1h")).await;
+    let decided = decide(&h, &read).await;
+    assert!(decided.allowed);
+    assert_eq!(decided.policies, ["readers-read"]);
+    assert_eq!(decided.version, Some(1));
+
+    // The forbid beats the permit for a secret document without MFA.
+    let secret = eval("alice", "read", "bob@example.com", 3);
+    let decided = decide(&h, &secret).await;
+    assert!(!decided.allowed);
+    assert_eq!(decided.policies, ["secret-needs-mfa"]);
+    let mut with_mfa = secret.clone();
+    with_mfa.context.insert("mfa".into(), json!(true));
+    assert!(decide(&h, &with_mfa).await.allowed);
+
+    // The assignment expires: the very next decision is a deny, with no
+    // directory change and no background job.
+    h.advance(SignedDuration::from_mins(61));
+    assert!(!decide(&h, &read).await.allowed);
+}
+
+#[tokio::test]
+async fn directory_changes_apply_to_the_next_decision() {
+    let (h, users) = setup_with_users().await;
+    let ctx = h.ctx().await;
+    let read = eval("alice", "read", "x", 1);
+    assert!(!decide(&h, &read).await.allowed);
+    // A role held through a group counts too.
+    let group = serde_json::from_value(json!({"name": "staff"})).unwrap();
+    let group = h.app.create_group(&ctx, group).await.unwrap();
+    assign(&h, &ctx, "group:staff", None).await;
+    let member = serde_json::from_value(json!({"member": "alice"})).unwrap();
+    h.app.add_member(&ctx, group.id, member).await.unwrap();
+    assert!(decide(&h, &read).await.allowed);
+
+    // Suspending her denies at once, with a note rather than a policy.
+    let suspend = serde_json::from_value(json!({"status": "suspended"})).unwrap();
+    h.app
+        .update_user(&ctx, users[0].id, suspend, None)
+        .await
+        .unwrap();
+    let decided = decide(&h, &read).await;
+    assert!(!decided.allowed);
+    assert_eq!(decided.note.as_deref(), Some("the subject is not active"));
+
+    let nobody = decide(&h, &eval("mallory", "read", "x", 1)).await;
+    assert!(!nobody.allowed);
+    assert_eq!(nobody.note.as_deref(), Some("unknown subject"));
+}
+
+#[tokio::test]
+async fn attribute_conditions_read_the_directory() {
+    let (h, users) = setup_with_users().await;
+    assert!(
+        decide(&h, &eval("bob", "write", "bob@example.com", 1))
+            .await
+            .allowed
+    );
+    assert!(
+        !decide(&h, &eval("alice", "write", "bob@example.com", 1))
+            .await
+            .allowed
+    );
+    // The subject can be named by its principal id too.
+    let by_id = eval(&users[1].id.to_string(), "write", "bob@example.com", 1);
+    assert!(decide(&h, &by_id).await.allowed);
+}
+
+#[tokio::test]
+async fn bad_requests_are_errors_never_allows() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let bad = |e: Value| serde_json::from_value::<Evaluation>(e).unwrap();
+    let cases = [
+        // An action no schema declares.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "delete"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a", "classification": 1}}}),
+        // A type that is neither the directory's nor the application's.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+               "resource": {"type": "Folder", "id": "f"}}),
+        // A missing attribute.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a"}}}),
+        // An attribute of the wrong type.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a", "classification": "high"}}}),
+        // A context key the schema does not declare.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a", "classification": 1}},
+               "context": {"unknown": 1}}),
+        // Directory attributes cannot be supplied by the caller.
+        json!({"subject": {"type": "user", "id": "alice", "properties": {"email": "bob@example.com"}},
+               "action": {"name": "write"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}}}),
+    ];
+    for case in cases {
+        let result = h.app.evaluate(&ctx, &bad(case.clone())).await.unwrap();
+        assert!(result.is_err(), "{case} was evaluated: {result:?}");
+    }
+    // Deeply nested context is refused before Cedar sees it.
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let mut nested = eval("alice", "read", "a", 1);
+    nested.context.insert("mfa".into(), deep);
+    let refused = h.app.evaluate(&ctx, &nested).await.unwrap().unwrap_err();
+    assert!(refused.0.contains("nested deeper"), "{}", refused.0);
+}
+
+#[tokio::test]
+async fn an_evaluation_error_is_a_deny_and_is_explained() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let cmd = serde_json::from_value(json!({"username": "carol"})).unwrap();
+    h.app.create_user(&ctx, cmd).await.unwrap();
+    // `principal.email` without a `has` check fails strict validation...
+    let unchecked = r#"@id("by-email") permit (principal, action == Docs::Action::"write", resource) when { resource.owner == principal.email };"#;
+    let refused = h
+        .app
+        .put_policies(&ctx, bundle(unchecked), "unchecked")
+        .await;
+    assert!(matches!(refused, Err(AppError::Invalid(_))), "{refused:?}");
+    // ...and overflow is a runtime error strict validation cannot see.
+    let overflow = r#"@id("overflow") permit (principal, action == Docs::Action::"read", resource) when { resource.classification * 9223372036854775807 > 0 };"#;
+    h.app
+        .put_policies(&ctx, bundle(overflow), "overflow")
+        .await
+        .unwrap();
+    let decided = decide(&h, &eval("carol", "read", "x", 2)).await;
+    assert!(!decided.allowed);
+    assert!(decided.policies.is_empty());
+    assert_eq!(decided.errors.len(), 1, "{:?}", decided.errors);
+    assert!(
+        decided.errors[0].contains("overflow"),
+        "{:?}",
+        decided.errors
+    );
+}
+
+#[tokio::test]
+async fn invalid_bundles_and_failing_tests_are_refused_whole() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let mut failing = bundle(POLICIES);
+    failing.tests = vec![serde_json::from_value(json!({
+        "name": "bob may read his own doc",
+        "principal": "Idplane::User::\"bob\"",
+        "action": "Docs::Action::\"read\"",
+        "resource": "Docs::Doc::\"d\"",
+        "entities": [
+            {"uid": {"type": "Idplane::User", "id": "bob"}, "attrs": {"name": "bob", "status": "active"}, "parents": []},
+            {"uid": {"type": "Docs::Doc", "id": "d"}, "attrs": {"owner": "bob", "classification": 1}, "parents": []}
+        ],
+        "expect": "allow",
+    }))
+    .unwrap()];
+    let mut reserved = bundle(POLICIES);
+    reserved
+        .schemas
+        .insert("Idplane".into(), "namespace Idplane {}".into());
+    let cases = [
+        (
+            "does not parse",
+            bundle("permit (principal, action, resource"),
+        ),
+        (
+            "has no @id",
+            bundle("permit (principal, action, resource);"),
+        ),
+        (
+            "duplicate @id",
+            bundle(
+                r#"@id("a") permit (principal, action, resource); @id("a") forbid (principal, action, resource);"#,
+            ),
+        ),
+        (
+            "does not validate",
+            bundle(
+                r#"@id("a") permit (principal, action, resource) when { resource.colour == "red" };"#,
+            ),
+        ),
+        ("fails a test", failing),
+        ("redefines the directory", reserved),
+    ];
+    for (why, refused) in cases {
+        let result = h.app.put_policies(&ctx, refused, why).await;
+        assert!(
+            matches!(result, Err(AppError::Invalid(_))),
+            "{why}: {result:?}"
+        );
+    }
+    let versions = h.app.policy_versions(&ctx, 10).await.unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "nothing but the first version was stored"
+    );
+    assert!(h.app.policy_version(&ctx, None).await.unwrap().active);
+}
+
+#[tokio::test]
+async fn rolling_back_restores_the_earlier_decisions() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let write = eval("alice", "write", "bob@example.com", 1);
+    assert!(!decide(&h, &write).await.allowed);
+    let open = format!(
+        "{POLICIES}\n@id(\"everyone-writes\") permit (principal, action == Docs::Action::\"write\", resource);"
+    );
+    let v2 = h
+        .app
+        .put_policies(&ctx, bundle(&open), "open writes")
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert!(decide(&h, &write).await.allowed);
+
+    h.app.activate_policies(&ctx, 1).await.unwrap();
+    let decided = decide(&h, &write).await;
+    assert!(!decided.allowed);
+    assert_eq!(decided.version, Some(1));
+    let active = h.app.policy_version(&ctx, None).await.unwrap();
+    assert_eq!(active.info.version, 1);
+    assert!(matches!(
+        h.app.activate_policies(&ctx, 9).await,
+        Err(AppError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn batches_follow_the_evaluation_semantic() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    assign(&h, &ctx, "alice", None).await;
+    let batch = |semantic: &str| -> Evaluations {
+        serde_json::from_value(json!({
+            "subject": {"type": "user", "id": "alice"},
+            "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}},
+            "evaluations": [
+                {"action": {"name": "read"}},
+                {"action": {"name": "write"}},
+                {"action": {"name": "nope"}},
+                {"action": {"name": "read"}, "subject": {"type": "user", "id": "bob"}},
+            ],
+            "options": {"evaluations_semantic": semantic},
+        }))
+        .unwrap()
+    };
+    let decisions = |r: EvaluationsResponse| -> Vec<bool> {
+        r.evaluations.iter().map(|e| e.decision).collect()
+    };
+    let all = h
+        .app
+        .evaluate_batch(&ctx, &batch("execute_all"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        all.evaluations[2].context.is_some(),
+        "the bad item carries its error"
+    );
+    assert_eq!(decisions(all), [true, false, false, false]);
+    let first_deny = h
+        .app
+        .evaluate_batch(&ctx, &batch("deny_on_first_deny"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decisions(first_deny), [true, false]);
+    let first_permit = h
+        .app
+        .evaluate_batch(&ctx, &batch("permit_on_first_permit"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decisions(first_permit), [true]);
+
+    let mut over: Evaluations = batch("execute_all");
+    over.evaluations = Some(vec![Default::default(); 257]);
+    assert!(h.app.evaluate_batch(&ctx, &over).await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn denies_are_always_logged_and_allows_as_sampled() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    assign(&h, &ctx, "alice", None).await;
+    decide(&h, &eval("alice", "read", "x", 1)).await;
+    decide(&h, &eval("bob", "read", "x", 1)).await;
+    let logged = decision_events(&h).await;
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged[0]["decision"], "allow");
+    assert_eq!(logged[0]["policies"], json!(["readers-read"]));
+    assert_eq!(logged[0]["version"], 1);
+    assert_eq!(logged[1]["decision"], "deny");
+    assert_eq!(logged[1]["request"]["subject"]["id"], "bob");
+
+    let mut quiet = bundle(POLICIES);
+    quiet.decision_log.allow_sample_rate = 0.0;
+    h.app
+        .put_policies(&ctx, quiet, "no allow logging")
+        .await
+        .unwrap();
+    decide(&h, &eval("alice", "read", "x", 1)).await;
+    decide(&h, &eval("bob", "read", "x", 1)).await;
+    let logged = decision_events(&h).await;
+    assert_eq!(logged.len(), 3, "only the deny was added");
+    assert_eq!(logged[2]["decision"], "deny");
+}
+
+#[tokio::test]
+async fn impact_analysis_reports_the_flips_by_policy() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    assign(&h, &ctx, "alice", None).await;
+    for e in [
+        eval("alice", "read", "x", 1),
+        eval("bob", "read", "x", 1),
+        eval("bob", "write", "bob@example.com", 3),
+    ] {
+        decide(&h, &e).await;
+    }
+    h.app.audit_writer().flush().await;
+    // Proposed: readers lose secret docs entirely; bob may read too.
+    let proposed = format!(
+        "{POLICIES}\n@id(\"bob-reads\") permit (principal == Idplane::User::\"bob\", action == Docs::Action::\"read\", resource);"
+    );
+    let impact = h
+        .app
+        .policy_impact(&ctx, &bundle(&proposed), None)
+        .await
+        .unwrap();
+    assert_eq!(impact.live_version, Some(1));
+    assert_eq!(impact.replayed, 3, "the logged decisions were replayed");
+    assert_eq!(impact.flips.len(), 1);
+    assert_eq!(impact.flips[0].request.subject.id, "bob");
+    assert!(!impact.flips[0].live.decision && impact.flips[0].proposed.decision);
+    assert_eq!(impact.by_policy.get("bob-reads"), Some(&1));
+
+    // Given requests instead of the log; nothing was stored or logged.
+    let requests = vec![eval("alice", "read", "x", 1)];
+    let none = h
+        .app
+        .policy_impact(&ctx, &bundle(&proposed), Some(requests))
+        .await
+        .unwrap();
+    assert_eq!((none.replayed, none.flips.len()), (1, 0));
+    assert_eq!(h.app.policy_versions(&ctx, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_pdp_token_decides_only_and_stops_at_revocation_or_expiry() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let cmd: CreateToken =
+        serde_json::from_value(json!({"name": "pep", "scope": "pdp", "expires_in": "1h"})).unwrap();
+    let issued = h.app.issue_token(&ctx, &Caller::root(), cmd).await.unwrap();
+    let meta = RequestMeta::default();
+    let caller = h
+        .app
+        .authenticate(&issued.secret, ctx.tenant, &meta)
+        .await
+        .unwrap();
+    assert_eq!(caller.scope, Scope::Pdp);
+    assert!(caller.may_decide(ctx.tenant));
+    assert!(
+        !caller.may(ctx.tenant, false),
+        "a pdp token reads nothing else"
+    );
+    // Served from memory now, yet expiry still applies...
+    h.advance(SignedDuration::from_mins(61));
+    let expired = h.app.authenticate(&issued.secret, ctx.tenant, &meta).await;
+    assert!(
+        matches!(expired, Err(AppError::Unauthenticated)),
+        "{expired:?}"
+    );
+
+    // ...and so does revocation, at once.
+    let cmd: CreateToken = serde_json::from_value(json!({"name": "pep2", "scope": "pdp"})).unwrap();
+    let ctx = h.ctx().await;
+    let issued = h.app.issue_token(&ctx, &Caller::root(), cmd).await.unwrap();
+    h.app
+        .authenticate(&issued.secret, ctx.tenant, &meta)
+        .await
+        .unwrap();
+    h.app
+        .revoke_token(&ctx, issued.token.stored.id)
+        .await
+        .unwrap();
+    let revoked = h.app.authenticate(&issued.secret, ctx.tenant, &meta).await;
+    assert!(
+        matches!(revoked, Err(AppError::Unauthenticated)),
+        "{revoked:?}"
+    );
+}
