@@ -60,16 +60,7 @@ impl AuditWriter {
     /// Appends `event` and returns once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
         let (ack, done) = oneshot::channel();
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self
-            .queue
-            .send(Message::Append(Box::new(event), ack))
-            .await
-            .is_err()
-        {
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-            return Err(AppError::Internal("the audit writer has stopped".into()));
-        }
+        self.send(event, ack).await?;
         done.await
             .map_err(|_| AppError::Internal("the audit writer has stopped".into()))?
             .map_err(AppError::Internal)
@@ -82,6 +73,10 @@ impl AuditWriter {
     pub async fn enqueue(&self, event: AuditEvent) -> Result<()> {
         // Nobody waits for the acknowledgement; the writer ignores that.
         let (ack, _) = oneshot::channel();
+        self.send(event, ack).await
+    }
+
+    async fn send(&self, event: AuditEvent, ack: Ack) -> Result<()> {
         self.backlog.fetch_add(1, Ordering::Relaxed);
         if self
             .queue

@@ -119,15 +119,14 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let AnyCaller { caller, meta } = AnyCaller::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
-        let meta = Meta::from_request_parts(parts, &state).await?;
         let tenant = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
-        let caller = caller(parts, &state, tenant, &meta).await?;
         let write = is_write(&parts.method);
         if caller.tenant.is_some() || !caller.may(tenant, write) {
             return Err(forbidden(&caller));
         }
-        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta.0);
+        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta);
         Ok(GlobalAuthed { caller, ctx })
     }
 }
@@ -159,15 +158,16 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let AnyCaller { caller, meta } = AnyCaller::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
-        let meta = Meta::from_request_parts(parts, &state).await?;
-        let default = state.tenant_id(idplane_app::DEFAULT_TENANT).await?;
-        let caller = caller(parts, &state, default, &meta).await?;
-        let tenant = caller.tenant.unwrap_or(default);
+        let tenant = match caller.tenant {
+            Some(bound) => bound,
+            None => state.tenant_id(idplane_app::DEFAULT_TENANT).await?,
+        };
         if !caller.may_decide(tenant) {
             return Err(forbidden(&caller));
         }
-        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta.0);
+        let ctx = state.app.ctx(tenant, caller.actor.clone(), meta);
         Ok(PdpCaller { ctx })
     }
 }
