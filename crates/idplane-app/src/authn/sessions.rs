@@ -201,9 +201,12 @@ impl App {
                 .await?;
             let event =
                 AuditEvent::new(ctx, "session.end", Some(format!("session:{}", session.id)))
-                    .with_details(
-                        json!({"reason": "signed out", "clients_signed_out": notices.len()}),
-                    );
+                    .with_details(json!({
+                        "reason": "signed out",
+                        // The cookie is the only credential here: name its owner.
+                        "user": format!("user:{}", session.principal_id),
+                        "clients_signed_out": notices.len(),
+                    }));
             tx.commit(event).await?;
             self.notify_logout(ctx, notices);
         }

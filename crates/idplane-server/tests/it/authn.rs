@@ -154,6 +154,10 @@ async fn a_person_signs_in_enrolls_factors_and_uses_a_passkey_alone() {
     stale.set("idplane_session", &first_session);
     let (_, headers, _) = stale.get("/account").await;
     assert_eq!(location(&headers), "/login");
+    // The cookie was the only credential: the record names its owner.
+    let ended = server.audit_query("&action=session.end").await;
+    assert_eq!(ended[0]["details"]["reason"], "signed out");
+    assert_eq!(ended[0]["details"]["user"], format!("user:{alice}"));
 
     // The password now needs the second factor; a replayed code is refused.
     let (_, headers, _) = browser.sign_in("alice", PASSWORD).await;
