@@ -303,6 +303,10 @@ async fn invalid_bundles_and_failing_tests_are_refused_whole() {
             ),
         ),
         ("fails a test", failing),
+        (
+            "is over the size bound",
+            bundle(&format!("// {}\n{POLICIES}", "x".repeat(1 << 20))),
+        ),
         ("redefines the directory", reserved),
     ];
     for (why, refused) in cases {

@@ -73,6 +73,7 @@ pub async fn run(conn: &super::Connection, command: PolicyCommand) -> anyhow::Re
     }
     let api = Api::new(conn)?;
     match command {
+        // Answered locally above, without a server.
         PolicyCommand::Test { .. } | PolicyCommand::Doc { dir: Some(_) } => {}
         PolicyCommand::Doc { dir: None } => {
             let markdown = api.client.get(&api.path("/policy/doc")).await?;
