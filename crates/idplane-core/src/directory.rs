@@ -261,7 +261,10 @@ pub struct RoleAssignment {
 /// no control characters or white space inside, at most [`MAX_NAME_LEN`].
 /// Returns the display form; compare with [`name_key`].
 pub fn normalize_name(field: &'static str, raw: &str) -> Result<String, ValidationError> {
-    let name: String = raw.trim().nfc().collect();
+    check_name(field, raw.trim().nfc().collect(), false)
+}
+
+fn check_name(field: &'static str, name: String, spaces: bool) -> Result<String, ValidationError> {
     if name.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
@@ -271,13 +274,26 @@ pub fn normalize_name(field: &'static str, raw: &str) -> Result<String, Validati
             format!("must be at most {MAX_NAME_LEN} characters"),
         ));
     }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    let bad = |c: char| c.is_control() || (c.is_whitespace() && !(spaces && c == ' '));
+    if name.chars().any(bad) {
         return Err(ValidationError::new(
             field,
-            "must not contain white space or control characters",
+            if spaces {
+                "must not contain control characters or white space other than single spaces"
+            } else {
+                "must not contain white space or control characters"
+            },
         ));
     }
     Ok(name)
+}
+
+/// Normalises a group name: like [`normalize_name`], but words may be
+/// separated by single spaces ("Sales Team"), as every directory that
+/// pushes groups names them so.
+pub fn normalize_group_name(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    check_name(field, words.join(" ").nfc().collect(), true)
 }
 
 /// The case-insensitive key under which names are unique.

@@ -21,7 +21,7 @@ use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{Principal, PrincipalKind, name_key};
 use idplane_core::{Ctx, PrincipalId, ValidationError};
 use idplane_store::credentials::{self, PasswordCredential};
-use idplane_store::{Conn, principals};
+use idplane_store::{Conn, WriteTx, principals};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
@@ -285,6 +285,30 @@ impl PasswordPolicy {
 }
 
 /// The words an attacker would try first for `p`.
+/// Stores a password hash for `user` inside `tx`; returns the audit event.
+pub(crate) async fn stage_password(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    user: &Principal,
+    hash: String,
+    temporary: bool,
+) -> Result<AuditEvent> {
+    credentials::put_password(
+        tx,
+        &PasswordCredential {
+            principal_id: user.id,
+            tenant_id: ctx.tenant,
+            hash,
+            must_change: temporary,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+        },
+    )
+    .await?;
+    Ok(AuditEvent::new(ctx, "password.set", Some(target(user)))
+        .with_details(json!({ "temporary": temporary })))
+}
+
 fn context_of(p: &Principal) -> Vec<String> {
     let mut words = vec![p.name.clone()];
     if let Some(email) = &p.email {
@@ -351,34 +375,31 @@ impl App {
         let p = load(&mut conn, ctx, PrincipalKind::User, user).await?;
         let mfa = has_second_factor(&mut conn, user).await?;
         drop(conn);
-        let context = context_of(&p);
+        let hash = self.hash_new_password(ctx, &p, password, mfa).await?;
+        let mut tx = self.store().write().await?;
+        // Still there (the foreign key would refuse it otherwise, less kindly).
+        load(&mut tx, ctx, PrincipalKind::User, user).await?;
+        let event = stage_password(&mut tx, ctx, &p, hash, temporary).await?;
+        tx.commit(event).await?;
+        Ok(())
+    }
+
+    /// Checks a new password for `user` against the tenant's policy and
+    /// hashes it (slow: call it before opening a transaction).
+    pub(crate) async fn hash_new_password(
+        &self,
+        ctx: &Ctx,
+        user: &Principal,
+        password: &str,
+        has_mfa: bool,
+    ) -> Result<String> {
+        let context = context_of(user);
         let context: Vec<&str> = context.iter().map(String::as_str).collect();
         self.auth_policy(ctx)
             .await?
             .password_policy()
-            .check(password, mfa, &context)?;
-        let hash = self.hasher().hash(password).await?;
-        let mut tx = self.store().write().await?;
-        // Still there (the foreign key would refuse it otherwise, less kindly).
-        load(&mut tx, ctx, PrincipalKind::User, user).await?;
-        credentials::put_password(
-            &mut tx,
-            &PasswordCredential {
-                principal_id: user,
-                tenant_id: ctx.tenant,
-                hash,
-                must_change: temporary,
-                created_at: ctx.now,
-                updated_at: ctx.now,
-            },
-        )
-        .await?;
-        tx.commit(
-            AuditEvent::new(ctx, "password.set", Some(target(&p)))
-                .with_details(json!({ "temporary": temporary })),
-        )
-        .await?;
-        Ok(())
+            .check(password, has_mfa, &context)?;
+        self.hasher().hash(password).await
     }
 
     /// Whether the user has a password.

@@ -3,11 +3,11 @@
 
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{
-    Membership, Principal, PrincipalKind, Status, normalize_external_id, normalize_name,
+    Membership, Principal, PrincipalKind, Status, normalize_external_id, normalize_group_name,
     normalize_text,
 };
-use idplane_core::{Ctx, PrincipalId};
-use idplane_store::principals;
+use idplane_core::{Ctx, PrincipalId, Timestamp};
+use idplane_store::{WriteTx, principals};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -73,7 +73,7 @@ impl App {
             id: PrincipalId::generate(),
             tenant_id: ctx.tenant,
             kind: PrincipalKind::Group,
-            name: normalize_name("name", &cmd.name)?,
+            name: normalize_group_name("name", &cmd.name)?,
             display_name: normalize_text("display_name", cmd.display_name.as_deref())?,
             email: None,
             external_id: normalize_external_id(cmd.external_id.as_deref())?,
@@ -104,7 +104,7 @@ impl App {
         let current = load(&mut tx, ctx, PrincipalKind::Group, id).await?;
         check_version(if_match, current.version)?;
         let next = Principal {
-            name: normalize_name("name", &cmd.name.require("name", current.name.clone())?)?,
+            name: normalize_group_name("name", &cmd.name.require("name", current.name.clone())?)?,
             display_name: merge_text("display_name", cmd.display_name, &current.display_name)?,
             external_id: merge_external_id(cmd.external_id, &current.external_id)?,
             attributes: merge_attributes(&current.attributes, cmd.attributes)?,
@@ -125,28 +125,8 @@ impl App {
         let mut tx = self.store().write().await?;
         let group = load(&mut tx, ctx, PrincipalKind::Group, group).await?;
         let member = resolve_principal(&mut tx, ctx, &cmd.member, PrincipalKind::User).await?;
-        if member.kind == PrincipalKind::Group {
-            // Expired memberships count too: renewing one must not close a cycle.
-            let ancestors = principals::transitive_groups(&mut tx, group.id, None).await?;
-            if member.id == group.id || ancestors.contains(&member.id) {
-                return Err(AppError::Conflict(format!(
-                    "adding group `{}` to `{}` would make a group a member of itself",
-                    member.name, group.name
-                )));
-            }
-        }
-        let membership = Membership {
-            group_id: group.id,
-            member_id: member.id,
-            expires_at,
-            created_at: ctx.now,
-        };
-        principals::upsert_membership(&mut tx, ctx.tenant, &membership).await?;
-        let event =
-            AuditEvent::new(ctx, "group.member.add", Some(target(&group))).with_details(json!({
-                "member": target(&member),
-                "expires_at": expires_at,
-            }));
+        let (membership, event) =
+            stage_add_member(&mut tx, ctx, &group, &member, expires_at).await?;
         tx.commit(event).await?;
         self.directory_changed();
         Ok(Member {
@@ -160,14 +140,7 @@ impl App {
         let mut tx = self.store().write().await?;
         let group = load(&mut tx, ctx, PrincipalKind::Group, group).await?;
         let member = resolve_principal(&mut tx, ctx, member, PrincipalKind::User).await?;
-        if !principals::delete_membership(&mut tx, group.id, member.id).await? {
-            return Err(AppError::NotFound(format!(
-                "membership of `{}` in `{}`",
-                member.name, group.name
-            )));
-        }
-        let event = AuditEvent::new(ctx, "group.member.remove", Some(target(&group)))
-            .with_details(json!({"member": target(&member)}));
+        let event = stage_remove_member(&mut tx, ctx, &group, &member).await?;
         tx.commit(event).await?;
         self.directory_changed();
         Ok(())
@@ -191,4 +164,56 @@ impl App {
         }
         Ok(members)
     }
+}
+
+/// Adds `member` to `group` (or changes its expiry) inside `tx`, refusing a
+/// cycle; returns the membership and its audit event.
+pub(crate) async fn stage_add_member(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    group: &Principal,
+    member: &Principal,
+    expires_at: Option<Timestamp>,
+) -> Result<(Membership, AuditEvent)> {
+    if member.kind == PrincipalKind::Group {
+        // Expired memberships count too: renewing one must not close a cycle.
+        let ancestors = principals::transitive_groups(tx, group.id, None).await?;
+        if member.id == group.id || ancestors.contains(&member.id) {
+            return Err(AppError::Conflict(format!(
+                "adding group `{}` to `{}` would make a group a member of itself",
+                member.name, group.name
+            )));
+        }
+    }
+    let membership = Membership {
+        group_id: group.id,
+        member_id: member.id,
+        expires_at,
+        created_at: ctx.now,
+    };
+    principals::upsert_membership(tx, ctx.tenant, &membership).await?;
+    let event = AuditEvent::new(ctx, "group.member.add", Some(target(group))).with_details(json!({
+        "member": target(member),
+        "expires_at": expires_at,
+    }));
+    Ok((membership, event))
+}
+
+/// Removes `member` from `group` inside `tx`; returns the audit event.
+pub(crate) async fn stage_remove_member(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    group: &Principal,
+    member: &Principal,
+) -> Result<AuditEvent> {
+    if !principals::delete_membership(tx, group.id, member.id).await? {
+        return Err(AppError::NotFound(format!(
+            "membership of `{}` in `{}`",
+            member.name, group.name
+        )));
+    }
+    Ok(
+        AuditEvent::new(ctx, "group.member.remove", Some(target(group)))
+            .with_details(json!({"member": target(member)})),
+    )
 }

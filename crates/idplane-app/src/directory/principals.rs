@@ -293,18 +293,39 @@ impl App {
         ctx: &Ctx,
         mut tx: WriteTx,
         current: Principal,
-        mut next: Principal,
+        next: Principal,
     ) -> Result<Principal> {
-        let changed = changed_fields(&current, &next);
+        let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
+        tx.commit_all(staged.events).await?;
+        self.directory_changed();
+        self.notify_logout(ctx, staged.notices);
+        Ok(staged.principal)
+    }
+
+    /// Writes `next` over `current` inside `tx` (nothing when nothing
+    /// changed); the caller commits the events and, after the commit, sends
+    /// the back-channel logout notices.
+    pub(crate) async fn stage_replace(
+        &self,
+        tx: &mut WriteTx,
+        ctx: &Ctx,
+        current: &Principal,
+        mut next: Principal,
+    ) -> Result<Staged> {
+        let changed = changed_fields(current, &next);
         if changed.is_empty() {
             // Nothing to change: no new version, no audit event.
-            return Ok(current);
+            return Ok(Staged {
+                principal: current.clone(),
+                events: Vec::new(),
+                notices: Vec::new(),
+            });
         }
         next.updated_at = ctx.now;
         next.version = current.version + 1;
         next.check()?;
-        check_accountable(&mut tx, ctx, &next).await?;
-        if !principals::update(&mut tx, &next, &name_key(&next.name), current.version).await? {
+        check_accountable(tx, ctx, &next).await?;
+        if !principals::update(tx, &next, &name_key(&next.name), current.version).await? {
             return Err(AppError::VersionMismatch {
                 current: current.version,
             });
@@ -317,10 +338,10 @@ impl App {
         if current.status == Status::Active && next.status != Status::Active {
             // Suspension and deprovisioning take effect on running sessions too.
             // So does losing the tokens relying parties hold for them.
-            let ended = idplane_store::sessions::end_all(&mut tx, next.id, ctx.now).await?;
+            let ended = idplane_store::sessions::end_all(tx, next.id, ctx.now).await?;
             notices = self
                 .revoke_for_logout(
-                    &mut tx,
+                    tx,
                     ctx,
                     idplane_store::grants::FamilyFilter::Principal(next.id),
                 )
@@ -333,10 +354,11 @@ impl App {
                 })),
             );
         }
-        tx.commit_all(events).await?;
-        self.directory_changed();
-        self.notify_logout(ctx, notices);
-        Ok(next)
+        Ok(Staged {
+            principal: next,
+            events,
+            notices,
+        })
     }
 
     /// Deletes a principal with its memberships and role assignments.
@@ -366,6 +388,14 @@ impl App {
         self.directory_changed();
         Ok(())
     }
+}
+
+/// A change written inside a transaction, not yet committed.
+pub(crate) struct Staged {
+    pub principal: Principal,
+    pub events: Vec<AuditEvent>,
+    /// Back-channel logout notices to send once committed.
+    pub notices: Vec<crate::oidc::logout::LogoutNotice>,
 }
 
 /// A new user from `cmd`, normalised, its sponsor resolved; not yet stored.
