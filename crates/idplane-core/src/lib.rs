@@ -8,6 +8,7 @@ pub mod ctx;
 pub mod directory;
 pub mod error;
 pub mod ids;
+pub mod scim;
 pub mod time;
 
 pub use ctx::{Actor, Ctx, RequestMeta};
