@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod groups;
+pub mod patch;
 pub mod projection;
 pub mod schema;
 pub mod service;

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::error::ScimError;
 use super::groups::{self, GroupFields};
-use super::parse_id;
 use super::schema::ResourceType;
 use super::users::{self, UserFields};
+use super::{parse_id, patch};
 use crate::authn::password::stage_password;
 use crate::directory::check_version;
 use crate::directory::groups::{stage_add_member, stage_remove_member};
@@ -189,6 +189,54 @@ impl App {
         tx.commit_all(events).await.map_err(AppError::from)?;
         self.directory_changed();
         Ok(resource)
+    }
+
+    /// Applies a PATCH request. The operations apply to the resource as
+    /// read, and the result is written only if nobody changed it meanwhile;
+    /// without `If-Match` a concurrent change is retried a few times.
+    pub async fn scim_patch(
+        &self,
+        ctx: &Ctx,
+        rt: ResourceType,
+        id: &str,
+        body: &Value,
+        if_match: Option<i64>,
+    ) -> ScimResult<Value> {
+        let ops = patch::parse(body)?;
+        let id = parse_id(id)?;
+        let mut attempts = 0;
+        loop {
+            let mut conn = self.store().read().await.map_err(AppError::from)?;
+            let current = load_resource(&mut conn, ctx, rt, id).await?;
+            check_version(if_match, current.version)?;
+            let Value::Object(mut writable) =
+                self.scim_resource(&mut conn, ctx, rt, &current).await?
+            else {
+                unreachable!("resources are objects");
+            };
+            drop(conn);
+            for read_only in ["id", "meta", "groups"] {
+                writable.remove(read_only);
+            }
+            patch::apply(rt, &mut writable, &ops)?;
+            let body = Value::Object(writable);
+            let written = match rt {
+                ResourceType::User => {
+                    let fields = UserFields::from_body(&body)?;
+                    self.scim_write_user(ctx, id, &fields, Some(current.version))
+                        .await
+                }
+                ResourceType::Group => {
+                    let fields = GroupFields::from_body(&body)?;
+                    self.scim_write_group(ctx, id, &fields, Some(current.version))
+                        .await
+                }
+            };
+            match written {
+                Err(e) if e.status == 412 && if_match.is_none() && attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Deletes a resource.
