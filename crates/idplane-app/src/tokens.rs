@@ -51,6 +51,9 @@ pub enum Scope {
     /// Only ask for authorization decisions (the AuthZEN API): for policy
     /// enforcement points, which need nothing else.
     Pdp,
+    /// Only provision users and groups over SCIM: for HR systems and
+    /// identity providers that push, which need nothing else.
+    Scim,
     /// Only complete the bootstrap, once.
     Bootstrap,
 }
@@ -61,6 +64,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Read => "read",
             Scope::Pdp => "pdp",
+            Scope::Scim => "scim",
             Scope::Bootstrap => "bootstrap",
         }
     }
@@ -70,6 +74,7 @@ impl Scope {
             "admin" => Some(Scope::Admin),
             "read" => Some(Scope::Read),
             "pdp" => Some(Scope::Pdp),
+            "scim" => Some(Scope::Scim),
             "bootstrap" => Some(Scope::Bootstrap),
             _ => None,
         }
@@ -91,7 +96,7 @@ pub(crate) struct PdpTokenCache(RwLock<HashMap<String, CachedPdpToken>>);
 pub struct CreateToken {
     /// What the token is for, shown in listings and audit.
     pub name: String,
-    /// `admin`, `read` or `pdp` (decisions only); `read` by default (least privilege).
+    /// `admin`, `read`, `pdp` (decisions only) or `scim` (provisioning only); `read` by default (least privilege).
     pub scope: Option<Scope>,
     /// Restrict the token to one tenant (its name). Only a token valid for
     /// every tenant may issue one valid for every tenant.
@@ -149,7 +154,7 @@ impl Caller {
         let scope_ok = match self.scope {
             Scope::Admin => true,
             Scope::Read => !write,
-            Scope::Pdp | Scope::Bootstrap => false,
+            Scope::Pdp | Scope::Scim | Scope::Bootstrap => false,
         };
         tenant_ok && scope_ok
     }
@@ -157,6 +162,16 @@ impl Caller {
     /// Whether the caller may ask for authorization decisions in `tenant`.
     pub fn may_decide(&self, tenant: TenantId) -> bool {
         self.tenant.is_none_or(|t| t == tenant) && matches!(self.scope, Scope::Admin | Scope::Pdp)
+    }
+
+    /// Whether the caller may use the SCIM API in `tenant` (writing if `write`).
+    pub fn may_provision(&self, tenant: TenantId, write: bool) -> bool {
+        self.tenant.is_none_or(|t| t == tenant)
+            && match self.scope {
+                Scope::Admin | Scope::Scim => true,
+                Scope::Read => !write,
+                Scope::Pdp | Scope::Bootstrap => false,
+            }
     }
 
     /// Whether the caller may manage what spans tenants (tenants, tokens).

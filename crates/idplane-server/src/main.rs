@@ -8,6 +8,7 @@ mod http;
 mod offline;
 mod oidc;
 mod pages;
+mod scim;
 mod serve;
 
 use std::process::ExitCode;

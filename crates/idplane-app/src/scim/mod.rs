@@ -2,10 +2,13 @@
 //! resources, translated into the same use cases as the native API, so a
 //! SCIM change is checked, audited and committed like any other.
 
+pub mod bulk;
 pub mod error;
 pub mod groups;
+pub mod list;
 pub mod patch;
 pub mod projection;
+pub mod query;
 pub mod schema;
 pub mod service;
 pub mod users;

@@ -98,7 +98,12 @@ pub fn apply(
                 let Some(Value::Object(attrs)) = &op.value else {
                     unreachable!("checked when parsed");
                 };
-                for (key, value) in attrs {
+                // Okta repeats the read-only `id` (and some clients `schemas`
+                // or `meta`) in the value: ignored, as in a replace body.
+                let writable = attrs
+                    .iter()
+                    .filter(|(k, _)| !["id", "meta", "schemas"].iter().any(|r| r.eq_ignore_ascii_case(k)));
+                for (key, value) in writable {
                     for (path, value) in pathless_targets(rt, key, value)? {
                         apply_at(rt, resource, op.op, &path, Some(&value))?;
                     }

@@ -238,6 +238,10 @@ fn check_into(
     value: &Value,
     out: &mut Map<String, Value>,
 ) -> Result<(), ScimError> {
+    // Null and an empty list are "no value" (RFC 7643 §2.5), whatever the name.
+    if value.is_null() || value.as_array().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
     let def = schema.attribute(name).ok_or_else(|| {
         ScimError::invalid_syntax(format!("unknown attribute `{name}` in {}", schema.id))
     })?;

@@ -22,7 +22,7 @@ use crate::{App, AppError};
 pub type ScimResult<T> = Result<T, ScimError>;
 
 impl ResourceType {
-    fn kind(self) -> PrincipalKind {
+    pub(crate) fn kind(self) -> PrincipalKind {
         match self {
             Self::User => PrincipalKind::User,
             Self::Group => PrincipalKind::Group,

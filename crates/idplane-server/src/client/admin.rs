@@ -54,6 +54,8 @@ pub enum ScopeArg {
     Read,
     /// Authorization decisions only (AuthZEN), for policy enforcement points.
     Pdp,
+    /// SCIM provisioning only, for HR systems and identity providers that push.
+    Scim,
 }
 
 /// Filters for `idplane events`.
@@ -159,6 +161,7 @@ pub async fn token(api: &Api, conn: &Connection, command: TokenCommand) -> anyho
                     ScopeArg::Admin => "admin".to_owned(),
                     ScopeArg::Read => "read".to_owned(),
                     ScopeArg::Pdp => "pdp".to_owned(),
+                    ScopeArg::Scim => "scim".to_owned(),
                 }),
             );
             // Only an explicit `--tenant` binds the token, not IDPLANE_TENANT.

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::routes())
         .merge(crate::oidc::routes())
         .merge(crate::authzen::routes())
+        .merge(crate::scim::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -26,4 +26,5 @@ mod oidc;
 mod oidc_flows;
 mod ops;
 mod registration;
+mod scim;
 mod support;
