@@ -22,6 +22,7 @@ pub mod keys;
 pub mod mail;
 pub mod passkeys;
 pub mod policies;
+pub mod principal_query;
 pub mod principals;
 pub mod resources;
 pub mod roles;
@@ -64,6 +65,9 @@ pub enum StoreError {
     SchemaTooNew(i64),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query the store cannot express (a programming error of the caller).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -14,8 +14,9 @@ macro_rules! columns {
          end_date, sponsor_id, owner_id, purpose, expires_at, attributes, created_at, updated_at, version"
     };
 }
+pub(crate) use columns;
 
-fn from_row(row: &AnyRow) -> Result<Principal> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<Principal> {
     let user_type: Option<String> = row.try_get("user_type")?;
     Ok(Principal {
         id: id(row, "id")?,
