@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use idplane_app::scim::error::ScimError;
+use idplane_app::scim::list::ListQuery;
 use idplane_app::scim::projection::Projection;
 use idplane_app::scim::schema::{
     self, BULK_MAX_PAYLOAD, ResourceType, resource_type_resources, schema_resources,
 };
-use idplane_app::scim::list::ListQuery;
 use idplane_app::scim::{ERROR, LIST_RESPONSE, parse_if_match};
 use idplane_core::Ctx;
 use serde::Deserialize;
@@ -28,24 +28,21 @@ pub const BASE: &str = "/scim/v2";
 const MEDIA_TYPE: &str = "application/scim+json";
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let scim = Router::new()
+        .route("/ServiceProviderConfig", get(service_provider_config))
+        .route("/Schemas", get(schemas))
+        .route("/Schemas/{id}", get(schema_by_id))
+        .route("/ResourceTypes", get(resource_types))
+        .route("/ResourceTypes/{id}", get(resource_type_by_id))
+        .route("/Bulk", post(bulk))
+        .route("/{resource}", get(list).post(create))
+        .route("/{resource}/.search", post(search))
         .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(service_provider_config),
-        )
-        .route("/scim/v2/Schemas", get(schemas))
-        .route("/scim/v2/Schemas/{id}", get(schema_by_id))
-        .route("/scim/v2/ResourceTypes", get(resource_types))
-        .route("/scim/v2/ResourceTypes/{id}", get(resource_type_by_id))
-        .route("/scim/v2/Bulk", post(bulk))
-        .route("/scim/v2/{resource}", get(list).post(create))
-        .route("/scim/v2/{resource}/.search", post(search))
-        .route(
-            "/scim/v2/{resource}/{id}",
+            "/{resource}/{id}",
             get(read).put(replace).patch(patch).delete(delete),
         )
-        .route("/scim/v2", axum::routing::any(not_found))
-        .route("/scim/v2/{*rest}", axum::routing::any(not_found))
+        .fallback(not_found);
+    Router::new().nest(BASE, scim)
 }
 
 /// A SCIM error response.
@@ -173,7 +170,11 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ScimError::new(413, None, format!("the body is larger than {BULK_MAX_PAYLOAD} bytes"))
+                ScimError::new(
+                    413,
+                    None,
+                    format!("the body is larger than {BULK_MAX_PAYLOAD} bytes"),
+                )
             } else {
                 ScimError::invalid_syntax("the body could not be read")
             }
@@ -185,8 +186,9 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
 }
 
 fn resource_type(segment: &str) -> Result<ResourceType, Failure> {
-    ResourceType::from_endpoint(segment)
-        .ok_or_else(|| ScimError::not_found(format!("no resource type at `{BASE}/{segment}`")).into())
+    ResourceType::from_endpoint(segment).ok_or_else(|| {
+        ScimError::not_found(format!("no resource type at `{BASE}/{segment}`")).into()
+    })
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Failure> {
@@ -288,9 +290,9 @@ struct ListParams {
 fn number(name: &str, value: Option<&str>) -> Result<Option<i64>, Failure> {
     value
         .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ScimError::invalid_value(format!("`{name}` must be an integer")).into())
+            v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("`{name}` must be an integer")).into()
+            })
         })
         .transpose()
 }
@@ -312,7 +314,14 @@ async fn list(
         start_index: number("startIndex", params.start_index.as_deref())?,
         count: number("count", params.count.as_deref())?,
     };
-    run_list(&state, &caller.ctx, rt, &query, &params.projection.projection(rt)?).await
+    run_list(
+        &state,
+        &caller.ctx,
+        rt,
+        &query,
+        &params.projection.projection(rt)?,
+    )
+    .await
 }
 
 /// `POST /.search` (RFC 7644 §3.4.3): the list query in a body.
@@ -343,7 +352,9 @@ async fn search(
         .iter()
         .any(|s| s == "urn:ietf:params:scim:api:messages:2.0:SearchRequest")
     {
-        return Err(ScimError::invalid_syntax("`schemas` must name the SearchRequest schema").into());
+        return Err(
+            ScimError::invalid_syntax("`schemas` must name the SearchRequest schema").into(),
+        );
     }
     let projection = Projection::parse(
         rt,
@@ -389,7 +400,10 @@ async fn create(
     let rt = resource_type(&resource)?;
     let projection = params.projection(rt)?;
     let created = state.app.scim_create(&caller.ctx, rt, &body).await?;
-    Ok(resource_response(StatusCode::CREATED, projection.apply(rt, created)))
+    Ok(resource_response(
+        StatusCode::CREATED,
+        projection.apply(rt, created),
+    ))
 }
 
 async fn read(
@@ -417,7 +431,10 @@ async fn read(
         }
         return Ok(response);
     }
-    Ok(resource_response(StatusCode::OK, projection.apply(rt, found)))
+    Ok(resource_response(
+        StatusCode::OK,
+        projection.apply(rt, found),
+    ))
 }
 
 async fn replace(
@@ -435,7 +452,10 @@ async fn replace(
         .app
         .scim_replace(&caller.ctx, rt, &id, &body, version)
         .await?;
-    Ok(resource_response(StatusCode::OK, projection.apply(rt, written)))
+    Ok(resource_response(
+        StatusCode::OK,
+        projection.apply(rt, written),
+    ))
 }
 
 async fn patch(
@@ -453,7 +473,10 @@ async fn patch(
         .app
         .scim_patch(&caller.ctx, rt, &id, &body, version)
         .await?;
-    Ok(resource_response(StatusCode::OK, projection.apply(rt, written)))
+    Ok(resource_response(
+        StatusCode::OK,
+        projection.apply(rt, written),
+    ))
 }
 
 async fn delete(

@@ -43,11 +43,9 @@ impl App {
         }
         let fail_on_errors = match body.get("failOnErrors") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ScimError::invalid_value("`failOnErrors` must be a positive integer"))?,
-            ),
+            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                ScimError::invalid_value("`failOnErrors` must be a positive integer")
+            })?),
         };
         let parsed = ops.iter().map(parse_op).collect::<Result<Vec<_>, _>>()?;
         let mut created: HashMap<String, String> = HashMap::new();
@@ -108,8 +106,9 @@ impl App {
         };
         let version = op.version.map(parse_if_match).transpose()?.flatten();
         let need_id = || {
-            id.clone()
-                .ok_or_else(|| ScimError::invalid_path(format!("{} needs a resource id", op.method)))
+            id.clone().ok_or_else(|| {
+                ScimError::invalid_path(format!("{} needs a resource id", op.method))
+            })
         };
         match op.method {
             "POST" if id.is_none() => {
@@ -145,10 +144,12 @@ fn parse_op(op: &Value) -> Result<BulkOp<'_>, ScimError> {
     let method = text("method")
         .filter(|m| ["POST", "PUT", "PATCH", "DELETE"].contains(m))
         .ok_or_else(|| {
-            ScimError::invalid_syntax("each operation's `method` must be POST, PUT, PATCH or DELETE")
+            ScimError::invalid_syntax(
+                "each operation's `method` must be POST, PUT, PATCH or DELETE",
+            )
         })?;
-    let path = text("path")
-        .ok_or_else(|| ScimError::invalid_syntax("each operation needs a `path`"))?;
+    let path =
+        text("path").ok_or_else(|| ScimError::invalid_syntax("each operation needs a `path`"))?;
     let bulk_id = text("bulkId");
     if method == "POST" && bulk_id.is_none() {
         return Err(ScimError::invalid_syntax("a bulk POST needs a `bulkId`"));
@@ -230,7 +231,9 @@ mod tests {
             json!({"members": [{"value": "id-1"}, {"value": "plain"}]})
         );
         assert_eq!(
-            resolve_refs(&json!("bulkId:nope"), &created).unwrap_err().status,
+            resolve_refs(&json!("bulkId:nope"), &created)
+                .unwrap_err()
+                .status,
             409
         );
     }

@@ -31,7 +31,12 @@ pub struct ListQuery {
 impl App {
     /// One page of the resources of type `rt` that match the query, as a
     /// `ListResponse` of full representations.
-    pub async fn scim_list(&self, ctx: &Ctx, rt: ResourceType, q: &ListQuery) -> Result<Value, ScimError> {
+    pub async fn scim_list(
+        &self,
+        ctx: &Ctx,
+        rt: ResourceType,
+        q: &ListQuery,
+    ) -> Result<Value, ScimError> {
         let kind = match rt {
             ResourceType::User => ResourceKind::User,
             ResourceType::Group => ResourceKind::Group,
@@ -39,7 +44,8 @@ impl App {
         let predicate = match q.filter.as_deref().map(str::trim) {
             None | Some("") => Predicate::True,
             Some(text) => {
-                let filter = parse_filter(text).map_err(|e| ScimError::invalid_filter(e.message()))?;
+                let filter =
+                    parse_filter(text).map_err(|e| ScimError::invalid_filter(e.message()))?;
                 to_predicate(kind, &filter).map_err(|e| ScimError::invalid_filter(e.to_string()))?
             }
         };

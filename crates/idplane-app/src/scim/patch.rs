@@ -100,9 +100,11 @@ pub fn apply(
                 };
                 // Okta repeats the read-only `id` (and some clients `schemas`
                 // or `meta`) in the value: ignored, as in a replace body.
-                let writable = attrs
-                    .iter()
-                    .filter(|(k, _)| !["id", "meta", "schemas"].iter().any(|r| r.eq_ignore_ascii_case(k)));
+                let writable = attrs.iter().filter(|(k, _)| {
+                    !["id", "meta", "schemas"]
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(k))
+                });
                 for (key, value) in writable {
                     for (path, value) in pathless_targets(rt, key, value)? {
                         apply_at(rt, resource, op.op, &path, Some(&value))?;

@@ -290,11 +290,16 @@ fn check_single(def: &AttrDef, value: &Value) -> Result<Value, ScimError> {
             _ => Err(wrong()),
         },
         AttrType::Complex => {
-            let Value::Object(attrs) = value else {
-                return Err(wrong());
+            let attrs = match value {
+                Value::Object(attrs) => attrs.clone(),
+                // Microsoft Entra sends a reference (the manager) as its bare id.
+                Value::String(_) if def.sub_attribute("value").is_some() => {
+                    Map::from_iter([("value".to_owned(), value.clone())])
+                }
+                _ => return Err(wrong()),
             };
             let mut out = Map::new();
-            for (name, v) in attrs {
+            for (name, v) in &attrs {
                 let sub = def.sub_attribute(name).ok_or_else(|| {
                     ScimError::invalid_syntax(format!(
                         "unknown sub-attribute `{name}` of `{}`",

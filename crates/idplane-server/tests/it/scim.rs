@@ -22,7 +22,13 @@ async fn setup() -> (TestServer, String) {
     (server, token)
 }
 
-async fn call(server: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Response {
+async fn call(
+    server: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Response {
     let mut req = server.req_as(token, method, path);
     if let Some(body) = body {
         req = req
@@ -76,7 +82,14 @@ fn okta_user(user_name: &str) -> Value {
 async fn discovery_describes_what_is_supported() {
     let (server, token) = setup().await;
     let spc = expect(
-        call(&server, &token, Method::GET, "/scim/v2/ServiceProviderConfig", None).await,
+        call(
+            &server,
+            &token,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -91,7 +104,14 @@ async fn discovery_describes_what_is_supported() {
     .await;
     assert_eq!(types["totalResults"], 2);
     let user_type = expect(
-        call(&server, &token, Method::GET, "/scim/v2/ResourceTypes/User", None).await,
+        call(
+            &server,
+            &token,
+            Method::GET,
+            "/scim/v2/ResourceTypes/User",
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -110,7 +130,14 @@ async fn discovery_describes_what_is_supported() {
         .collect();
     assert!(ids.contains(&ENTERPRISE.to_owned()), "{ids:?}");
     let enterprise = expect(
-        call(&server, &token, Method::GET, &format!("/scim/v2/Schemas/{ENTERPRISE}"), None).await,
+        call(
+            &server,
+            &token,
+            Method::GET,
+            &format!("/scim/v2/Schemas/{ENTERPRISE}"),
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -148,7 +175,14 @@ async fn okta_user_lifecycle_shapes() {
     assert_eq!(found["totalResults"], 0);
     assert_eq!(found["Resources"], json!([]));
 
-    let r = call(&server, &token, Method::POST, "/scim/v2/Users", Some(okta_user("test.user@okta.local"))).await;
+    let r = call(
+        &server,
+        &token,
+        Method::POST,
+        "/scim/v2/Users",
+        Some(okta_user("test.user@okta.local")),
+    )
+    .await;
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let created = expect(r, StatusCode::CREATED).await;
@@ -167,7 +201,14 @@ async fn okta_user_lifecycle_shapes() {
 
     // A second create with the same userName is a uniqueness conflict.
     expect_error(
-        call(&server, &token, Method::POST, "/scim/v2/Users", Some(okta_user("TEST.user@okta.local"))).await,
+        call(
+            &server,
+            &token,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(okta_user("TEST.user@okta.local")),
+        )
+        .await,
         StatusCode::CONFLICT,
         Some("uniqueness"),
     )
@@ -178,7 +219,14 @@ async fn okta_user_lifecycle_shapes() {
     put["name"]["givenName"] = json!("Another");
     put.as_object_mut().unwrap().remove("password");
     let replaced = expect(
-        call(&server, &token, Method::PUT, &format!("/scim/v2/Users/{id}"), Some(put)).await,
+        call(
+            &server,
+            &token,
+            Method::PUT,
+            &format!("/scim/v2/Users/{id}"),
+            Some(put),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -202,7 +250,11 @@ async fn okta_user_lifecycle_shapes() {
     let native = server.get_json(&format!("/api/v1/users/{id}")).await;
     assert_eq!(native["status"], "deprovisioned");
     let ended = server.audit_query("&action=session.end_all").await;
-    assert_eq!(ended.len(), 1, "deactivation ends sessions and revokes tokens");
+    assert_eq!(
+        ended.len(),
+        1,
+        "deactivation ends sessions and revokes tokens"
+    );
 
     // And reactivates the same way.
     let back = expect(
@@ -224,7 +276,14 @@ async fn okta_user_lifecycle_shapes() {
 async fn okta_group_push_shapes() {
     let (server, token) = setup().await;
     let user = expect(
-        call(&server, &token, Method::POST, "/scim/v2/Users", Some(okta_user("member@okta.local"))).await,
+        call(
+            &server,
+            &token,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(okta_user("member@okta.local")),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -259,9 +318,19 @@ async fn okta_group_push_shapes() {
     )
     .await;
     assert_eq!(added["members"][0]["value"], uid.as_str());
-    assert_eq!(added["meta"]["version"], "W/\"2\"", "a member change is a new version");
+    assert_eq!(
+        added["meta"]["version"], "W/\"2\"",
+        "a member change is a new version"
+    );
     let user_now = expect(
-        call(&server, &token, Method::GET, &format!("/scim/v2/Users/{uid}"), None).await,
+        call(
+            &server,
+            &token,
+            Method::GET,
+            &format!("/scim/v2/Users/{uid}"),
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -403,7 +472,10 @@ async fn entra_shapes() {
     assert_eq!(patched["displayName"], "Ryan Leenay");
     assert_eq!(patched["phoneNumbers"][0]["value"], "+1 555 0100");
     assert_eq!(patched[ENTERPRISE]["manager"]["value"], manager["id"]);
-    assert_eq!(patched[ENTERPRISE]["manager"]["displayName"], "boss@contoso.com");
+    assert_eq!(
+        patched[ENTERPRISE]["manager"]["displayName"],
+        "boss@contoso.com"
+    );
     assert_eq!(patched[ENTERPRISE]["department"], "Engineering");
     let disabled = expect(
         call(
@@ -460,7 +532,9 @@ async fn filters_sorting_paging_and_projection() {
     ] {
         let mut emails = vec![json!({"value": format!("{name}@home.example"), "type": "home"})];
         if work {
-            emails.push(json!({"value": format!("{name}@work.example"), "type": "work", "primary": true}));
+            emails.push(
+                json!({"value": format!("{name}@work.example"), "type": "work", "primary": true}),
+            );
         }
         expect(
             call(
@@ -488,17 +562,29 @@ async fn filters_sorting_paging_and_projection() {
         let token = &token;
         async move {
             expect(
-                call(server, token, Method::GET, &format!("/scim/v2/Users?{query}"), None).await,
+                call(
+                    server,
+                    token,
+                    Method::GET,
+                    &format!("/scim/v2/Users?{query}"),
+                    None,
+                )
+                .await,
                 StatusCode::OK,
             )
             .await
         }
     };
-    let page = list("filter=emails%5Btype%20eq%20%22work%22%20and%20primary%20eq%20true%5D&sortBy=userName").await;
+    let page = list(
+        "filter=emails%5Btype%20eq%20%22work%22%20and%20primary%20eq%20true%5D&sortBy=userName",
+    )
+    .await;
     assert_eq!(names(&page), ["amy", "cat"]);
-    let page = list("filter=department%20eq%20%22sales%22%20and%20not%20(userName%20sw%20%22a%22)").await;
+    let page =
+        list("filter=department%20eq%20%22sales%22%20and%20not%20(userName%20sw%20%22a%22)").await;
     assert_eq!(names(&page), ["bob"]);
-    let page = list("sortBy=userName&sortOrder=descending&startIndex=2&count=1&attributes=userName").await;
+    let page =
+        list("sortBy=userName&sortOrder=descending&startIndex=2&count=1&attributes=userName").await;
     assert_eq!(page["totalResults"], 3);
     assert_eq!(page["startIndex"], 2);
     assert_eq!(names(&page), ["bob"]);
@@ -535,13 +621,34 @@ async fn filters_sorting_paging_and_projection() {
         "userName%20eq%20%22unterminated",
         "((((((((((((((((((userName%20pr))))))))))))))))))",
     ] {
-        let r = call(&server, &token, Method::GET, &format!("/scim/v2/Users?filter={bad}"), None).await;
+        let r = call(
+            &server,
+            &token,
+            Method::GET,
+            &format!("/scim/v2/Users?filter={bad}"),
+            None,
+        )
+        .await;
         expect_error(r, StatusCode::BAD_REQUEST, Some("invalidFilter")).await;
     }
     let huge = format!("filter=userName%20eq%20%22{}%22", "a".repeat(5000));
-    let r = call(&server, &token, Method::GET, &format!("/scim/v2/Users?{huge}"), None).await;
+    let r = call(
+        &server,
+        &token,
+        Method::GET,
+        &format!("/scim/v2/Users?{huge}"),
+        None,
+    )
+    .await;
     expect_error(r, StatusCode::BAD_REQUEST, Some("invalidFilter")).await;
-    let r = call(&server, &token, Method::GET, "/scim/v2/Users?sortBy=emails", None).await;
+    let r = call(
+        &server,
+        &token,
+        Method::GET,
+        "/scim/v2/Users?sortBy=emails",
+        None,
+    )
+    .await;
     expect_error(r, StatusCode::BAD_REQUEST, Some("invalidValue")).await;
 }
 
@@ -549,7 +656,14 @@ async fn filters_sorting_paging_and_projection() {
 async fn etags_guard_concurrent_changes() {
     let (server, token) = setup().await;
     let created = expect(
-        call(&server, &token, Method::POST, "/scim/v2/Users", Some(json!({"schemas": [USER], "userName": "etag"}))).await,
+        call(
+            &server,
+            &token,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER], "userName": "etag"})),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -620,11 +734,21 @@ async fn bulk_applies_in_order_with_references() {
         .map(|o| s(&o["status"]))
         .collect();
     assert_eq!(statuses, ["201", "201", "409", "200", "409"]);
-    assert_eq!(answer["Operations"][2]["response"]["scimType"], "uniqueness");
+    assert_eq!(
+        answer["Operations"][2]["response"]["scimType"],
+        "uniqueness"
+    );
     let group_location = s(&answer["Operations"][1]["location"]);
     let gid = group_location.rsplit('/').next().unwrap();
     let group = expect(
-        call(&server, &token, Method::GET, &format!("/scim/v2/Groups/{gid}"), None).await,
+        call(
+            &server,
+            &token,
+            Method::GET,
+            &format!("/scim/v2/Groups/{gid}"),
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -678,16 +802,33 @@ async fn callers_and_bodies_are_checked() {
         None,
     )
     .await;
-    let (_, read) = server.token(json!({"name": "auditor", "scope": "read"})).await;
-    expect(call(&server, &read, Method::GET, "/scim/v2/Users", None).await, StatusCode::OK).await;
+    let (_, read) = server
+        .token(json!({"name": "auditor", "scope": "read"}))
+        .await;
+    expect(
+        call(&server, &read, Method::GET, "/scim/v2/Users", None).await,
+        StatusCode::OK,
+    )
+    .await;
     expect_error(
-        call(&server, &read, Method::POST, "/scim/v2/Users", Some(json!({"schemas": [USER], "userName": "x"}))).await,
+        call(
+            &server,
+            &read,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(json!({"schemas": [USER], "userName": "x"})),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         None,
     )
     .await;
     // A SCIM token does nothing else.
-    let r = server.req_as(&token, Method::GET, "/api/v1/users").send().await.unwrap();
+    let r = server
+        .req_as(&token, Method::GET, "/api/v1/users")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     let r = server
@@ -708,22 +849,55 @@ async fn callers_and_bodies_are_checked() {
     expect_error(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, None).await;
     for (body, scim_type) in [
         (json!({"userName": "no-schemas"}), "invalidSyntax"),
-        (json!({"schemas": [USER], "userName": "x", "favourite": 1}), "invalidSyntax"),
-        (json!({"schemas": [USER], "userName": "x", "active": "maybe"}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "has space"}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "weak", "password": "short"}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "c", "userType": "Contractor"}), "invalidValue"),
+        (
+            json!({"schemas": [USER], "userName": "x", "favourite": 1}),
+            "invalidSyntax",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "active": "maybe"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "has space"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "weak", "password": "short"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "c", "userType": "Contractor"}),
+            "invalidValue",
+        ),
     ] {
-        let r = call(&server, &token, Method::POST, "/scim/v2/Users", Some(body.clone())).await;
+        let r = call(
+            &server,
+            &token,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(body.clone()),
+        )
+        .await;
         let err = expect_error(r, StatusCode::BAD_REQUEST, Some(scim_type)).await;
         assert!(!s(&err["detail"]).is_empty(), "{body}");
     }
-    let big = json!({"schemas": [USER], "userName": "big", "title": "x".repeat(2 * 1024 * 1024)});
+    let big = json!({"schemas": [USER], "userName": "big", "title": "x".repeat(1024 * 1024)});
     let r = call(&server, &token, Method::POST, "/scim/v2/Users", Some(big)).await;
     expect_error(r, StatusCode::PAYLOAD_TOO_LARGE, None).await;
-    let r = call(&server, &token, Method::GET, "/scim/v2/Users/not-an-id", None).await;
+    let r = call(
+        &server,
+        &token,
+        Method::GET,
+        "/scim/v2/Users/not-an-id",
+        None,
+    )
+    .await;
     expect_error(r, StatusCode::NOT_FOUND, None).await;
     // Nothing of the refused requests was written.
-    let all = expect(call(&server, &token, Method::GET, "/scim/v2/Users", None).await, StatusCode::OK).await;
+    let all = expect(
+        call(&server, &token, Method::GET, "/scim/v2/Users", None).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(all["totalResults"], 0, "{all}");
 }
