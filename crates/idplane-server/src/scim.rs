@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ResourceTypes", get(resource_types))
         .route("/ResourceTypes/{id}", get(resource_type_by_id))
         .route("/Bulk", post(bulk))
+        .route("/.search", post(search_all))
         .route("/{resource}", get(list).post(create))
         .route("/{resource}/.search", post(search))
         .route(
@@ -338,6 +339,47 @@ struct SearchRequest {
     excluded_attributes: Option<Vec<String>>,
 }
 
+impl SearchRequest {
+    fn parse(body: Value) -> Result<Self, Failure> {
+        let req: Self = serde_json::from_value(body)
+            .map_err(|e| ScimError::invalid_syntax(format!("bad SearchRequest: {e}")))?;
+        if !req
+            .schemas
+            .iter()
+            .any(|s| s == "urn:ietf:params:scim:api:messages:2.0:SearchRequest")
+        {
+            return Err(
+                ScimError::invalid_syntax("`schemas` must name the SearchRequest schema").into(),
+            );
+        }
+        Ok(req)
+    }
+
+    fn projection(&self, rt: ResourceType) -> Result<Projection, Failure> {
+        Ok(Projection::parse(
+            rt,
+            self.attributes.as_ref().map(|a| a.join(",")).as_deref(),
+            self.excluded_attributes
+                .as_ref()
+                .map(|a| a.join(","))
+                .as_deref(),
+        )?)
+    }
+
+    fn query(self) -> ListQuery {
+        ListQuery {
+            filter: self.filter,
+            sort_by: self.sort_by,
+            descending: self
+                .sort_order
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("descending")),
+            start_index: self.start_index,
+            count: self.count,
+        }
+    }
+}
+
 async fn search(
     State(state): State<AppState>,
     caller: ScimCaller,
@@ -345,33 +387,34 @@ async fn search(
     ScimBody(body): ScimBody,
 ) -> ScimResponse {
     let rt = resource_type(&resource)?;
-    let req: SearchRequest = serde_json::from_value(body)
-        .map_err(|e| ScimError::invalid_syntax(format!("bad SearchRequest: {e}")))?;
-    if !req
-        .schemas
-        .iter()
-        .any(|s| s == "urn:ietf:params:scim:api:messages:2.0:SearchRequest")
-    {
-        return Err(
-            ScimError::invalid_syntax("`schemas` must name the SearchRequest schema").into(),
-        );
+    let req = SearchRequest::parse(body)?;
+    let projection = req.projection(rt)?;
+    run_list(&state, &caller.ctx, rt, &req.query(), &projection).await
+}
+
+/// `POST /.search` at the root: every resource type.
+async fn search_all(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimBody(body): ScimBody,
+) -> ScimResponse {
+    let req = SearchRequest::parse(body)?;
+    let projections = [
+        (ResourceType::User, req.projection(ResourceType::User)?),
+        (ResourceType::Group, req.projection(ResourceType::Group)?),
+    ];
+    let mut page = state.app.scim_search_all(&caller.ctx, &req.query()).await?;
+    if let Some(Value::Array(items)) = page.get_mut("Resources") {
+        for item in items.iter_mut() {
+            let rt = match item["meta"]["resourceType"].as_str() {
+                Some("Group") => ResourceType::Group,
+                _ => ResourceType::User,
+            };
+            let projection = &projections.iter().find(|(t, _)| *t == rt).expect("both").1;
+            *item = projection.apply(rt, std::mem::take(item));
+        }
     }
-    let projection = Projection::parse(
-        rt,
-        req.attributes.map(|a| a.join(",")).as_deref(),
-        req.excluded_attributes.map(|a| a.join(",")).as_deref(),
-    )?;
-    let query = ListQuery {
-        filter: req.filter,
-        sort_by: req.sort_by,
-        descending: req
-            .sort_order
-            .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case("descending")),
-        start_index: req.start_index,
-        count: req.count,
-    };
-    run_list(&state, &caller.ctx, rt, &query, &projection).await
+    Ok(scim_json(StatusCode::OK, page))
 }
 
 async fn run_list(

@@ -98,7 +98,9 @@ pub(crate) fn member_ids(members: Option<&Value>) -> Result<Vec<PrincipalId>, Sc
     Ok(ids)
 }
 
-/// The SCIM representation of a group with its direct, unexpired members.
+/// The SCIM representation of a group with its direct, unexpired members
+/// (`display` is accepted in requests, as Okta sends it, but not returned:
+/// RFC 7643 §8.7.1 gives members a value, a `$ref` and a type).
 pub(crate) async fn to_resource(
     conn: &mut impl Conn,
     ctx: &Ctx,
@@ -133,7 +135,6 @@ pub(crate) async fn to_resource(
         members.push(json!({
             "value": p.id.to_string(),
             "$ref": format!("{base}{}/{}", rt.endpoint(), p.id),
-            "display": p.display_name.clone().unwrap_or_else(|| p.name.clone()),
             "type": rt.name(),
         }));
     }

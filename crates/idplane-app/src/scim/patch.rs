@@ -116,6 +116,17 @@ pub fn apply(
     Ok(())
 }
 
+/// The entries of a value object other than `id`, `meta` and `schemas`:
+/// Okta repeats the read-only `id`, and some clients the others, in a
+/// PATCH value; they are ignored, as in a replace body.
+fn writable(attrs: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+    attrs.iter().filter(|(k, _)| {
+        !["id", "meta", "schemas"]
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(k))
+    })
+}
+
 /// The paths and values a path-less operation's `value` object names: its
 /// keys are attribute paths, or extension URNs whose objects hold more.
 fn pathless_targets(
@@ -144,8 +155,7 @@ fn pathless_targets(
                     "`{key}` must be an object"
                 )));
             };
-            attrs
-                .iter()
+            writable(attrs)
                 .map(|(k, v)| plain(&format!("{urn}:{k}"), v))
                 .collect()
         }
@@ -160,7 +170,15 @@ fn apply_at(
     path: &PatchPath,
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
+    if let Some(urn) = whole_extension(rt, path) {
+        return apply_to_extension(rt, resource, urn, op, value);
+    }
     let (container, def) = locate(rt, resource, path)?;
+    if op == Op::Remove && def.name == "active" {
+        return Err(ScimError::mutability(
+            "`active` always has a value: replace it with false to deprovision",
+        ));
+    }
     if def.mutability == Mutability::ReadOnly {
         return Err(ScimError::mutability(format!(
             "`{}` is read-only",
@@ -204,6 +222,45 @@ fn apply_at(
             apply_whole(container, &key, def, op, value);
             Ok(())
         }
+    }
+}
+
+/// The extension URN a path names as a whole (`urn:...:enterprise:2.0:User`
+/// parses as attribute `User` of schema `urn:...:enterprise:2.0`).
+fn whole_extension(rt: ResourceType, path: &PatchPath) -> Option<&'static str> {
+    let urn = path.attr.urn.as_deref()?;
+    if path.attr.sub_attr.is_some() || path.filter.is_some() {
+        return None;
+    }
+    let full = format!("{urn}:{}", path.attr.attr);
+    rt.extensions()
+        .iter()
+        .find(|u| u.eq_ignore_ascii_case(&full))
+        .copied()
+}
+
+/// An operation on a whole extension object: remove drops it; add and
+/// replace apply to each attribute the value names.
+fn apply_to_extension(
+    rt: ResourceType,
+    resource: &mut Map<String, Value>,
+    urn: &str,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    match (op, value) {
+        (Op::Remove, _) => {
+            let key = existing_key(resource, urn);
+            resource.remove(&key);
+            Ok(())
+        }
+        (_, Some(value)) => {
+            for (path, value) in pathless_targets(rt, urn, value)? {
+                apply_at(rt, resource, op, &path, Some(&value))?;
+            }
+            Ok(())
+        }
+        (_, None) => unreachable!("checked when parsed"),
     }
 }
 

@@ -259,12 +259,8 @@ pub(crate) async fn to_resource(
             json!([{"value": email, "type": "work", "primary": true}]),
         );
     }
-    if !out.contains_key("userType") {
-        let label = match user.user_type {
-            Some(UserType::Contractor) => "Contractor",
-            _ => "Employee",
-        };
-        out.insert("userType".into(), json!(label));
+    if !out.contains_key("userType") && user.user_type == Some(UserType::Contractor) {
+        out.insert("userType".into(), json!("Contractor"));
     }
     out.insert("active".into(), json!(user.status == Status::Active));
     let groups = groups_of(conn, ctx, base, user.id).await?;
@@ -284,10 +280,7 @@ pub(crate) async fn to_resource(
         .and_then(Value::as_str)
         .and_then(|s| parse_id(s).ok())
     {
-        enterprise.insert(
-            "manager".into(),
-            user_reference(conn, ctx, base, manager).await?,
-        );
+        enterprise.insert("manager".into(), user_reference(base, manager));
     }
     if !enterprise.is_empty() {
         schemas.push(json!(ENTERPRISE_USER));
@@ -299,10 +292,7 @@ pub(crate) async fn to_resource(
         lifecycle.insert("endDate".into(), json!(end.to_string()));
     }
     if let Some(sponsor) = user.sponsor_id {
-        lifecycle.insert(
-            "sponsor".into(),
-            user_reference(conn, ctx, base, sponsor).await?,
-        );
+        lifecycle.insert("sponsor".into(), user_reference(base, sponsor));
     }
     if !lifecycle.is_empty() {
         schemas.push(json!(LIFECYCLE_USER));
@@ -314,24 +304,14 @@ pub(crate) async fn to_resource(
     Ok(Value::Object(out))
 }
 
-/// `{"value", "$ref", "displayName"}` for another user.
-async fn user_reference(
-    conn: &mut impl Conn,
-    ctx: &Ctx,
-    base: &str,
-    id: PrincipalId,
-) -> Result<Value, ScimError> {
-    let mut reference = json!({
+/// `{"value", "$ref"}` for another user. The read-only `displayName` is
+/// accepted in requests but not returned, so a client that writes a
+/// reference reads back what it wrote.
+fn user_reference(base: &str, id: PrincipalId) -> Value {
+    json!({
         "value": id.to_string(),
         "$ref": format!("{base}/Users/{id}"),
-    });
-    if let Some(p) = principals::by_id(conn, ctx.tenant, id)
-        .await
-        .map_err(crate::AppError::from)?
-    {
-        reference["displayName"] = json!(p.display_name.unwrap_or(p.name));
-    }
-    Ok(reference)
+    })
 }
 
 /// The groups a user is a direct member of, with unexpired memberships.
