@@ -9,7 +9,10 @@
 //! `introspect` (introspection of one such token by its client) and
 //! `authcode` (authorization-code round trips: the authorization request
 //! of a signed-in person, then the code exchanged with PKCE at the token
-//! endpoint; one sign-in up front, so no password hashing in the loop).
+//! endpoint; one sign-in up front, so no password hashing in the loop),
+//! `scim-create` (SCIM user creations with the enterprise extension) and
+//! `scim-list` (filtered SCIM lists: a userName lookup and a department
+//! page, alternating, over whatever directory is there).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(base), Some(token), Some(scenario)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!(
-            "usage: loadgen URL TOKEN users|signin|cc|introspect|authcode [COUNT] [CONCURRENCY]"
+            "usage: loadgen URL TOKEN users|signin|cc|introspect|authcode|scim-create|scim-list [COUNT] [CONCURRENCY]"
         );
         std::process::exit(2);
     };
@@ -114,6 +117,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .form(&[("token", access.as_str())])
                 })
             }
+        }
+        "scim-create" => {
+            let (client, url, token, run) = (
+                client.clone(),
+                format!("{base}/scim/v2/Users"),
+                token.clone(),
+                run.clone(),
+            );
+            single(201, move |i| {
+                let body = serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                    "userName": format!("scim-{run}-{i}"),
+                    "name": {"givenName": "Load", "familyName": format!("User {i}")},
+                    "emails": [{"value": format!("scim-{run}-{i}@example.com"), "type": "work", "primary": true}],
+                    "active": true,
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": format!("dept-{}", i % 50)},
+                });
+                client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/scim+json")
+                    .body(body.to_string())
+            })
+        }
+        "scim-list" => {
+            // Filters a directory seeded beforehand (e.g. by `scim-create`):
+            // a userName lookup (indexed) and a department page (JSON scan).
+            let (client, token) = (client.clone(), token.clone());
+            let lookup = format!("{base}/scim/v2/Users?filter=userName%20eq%20%22nobody-{run}%22");
+            let department =
+                format!("{base}/scim/v2/Users?filter=department%20eq%20%22dept-7%22&count=20");
+            single(200, move |i| {
+                let url = if i % 2 == 0 { &lookup } else { &department };
+                client.get(url).bearer_auth(&token)
+            })
         }
         "authcode" => authcode(&client, &base, token, &run).await?,
         other => {
