@@ -18,7 +18,9 @@ pub mod consents;
 pub mod credentials;
 pub mod device_codes;
 pub mod grants;
+pub mod jobs;
 pub mod keys;
+pub mod leavers;
 pub mod mail;
 pub mod passkeys;
 pub mod policies;
@@ -64,6 +66,8 @@ pub enum StoreError {
     SchemaTooNew(i64),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the lease on job {0} is no longer held")]
+    LeaseLost(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
