@@ -424,6 +424,7 @@ impl App {
             email: cmd.email,
             external_id: None,
             user_type: Some(UserType::Employee),
+            start_date: None,
             end_date: None,
             sponsor: None,
             status: Some(Status::Active),

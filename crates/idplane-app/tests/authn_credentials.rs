@@ -98,6 +98,7 @@ fn new_user(name: &str) -> CreateUser {
         email: Some(format!("{name}@example.com")),
         external_id: None,
         user_type: None,
+        start_date: None,
         end_date: None,
         sponsor: None,
         status: None,

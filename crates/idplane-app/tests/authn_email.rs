@@ -46,6 +46,7 @@ impl Harness {
                     email: email.map(Into::into),
                     external_id: None,
                     user_type: None,
+                    start_date: None,
                     end_date: None,
                     sponsor: None,
                     status: None,

@@ -26,6 +26,7 @@ fn user(name: &str) -> CreateUser {
         email: None,
         external_id: None,
         user_type: None,
+        start_date: None,
         end_date: None,
         sponsor: None,
         status: None,
@@ -214,6 +215,7 @@ async fn a_contractor_is_inactive_after_the_end_date_without_any_job() {
     h.app.create_user(&ctx, user("sponsor")).await.unwrap();
     let missing_sponsor = CreateUser {
         user_type: Some(UserType::Contractor),
+        start_date: None,
         end_date: Some(ctx.now + SignedDuration::from_hours(48)),
         ..user("carol")
     };

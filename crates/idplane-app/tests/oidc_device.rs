@@ -60,6 +60,7 @@ impl Harness {
                     email: None,
                     external_id: None,
                     user_type: None,
+                    start_date: None,
                     end_date: None,
                     sponsor: None,
                     status: None,

@@ -138,7 +138,11 @@ pub struct Principal {
     pub external_id: Option<String>,
     pub status: Status,
     pub user_type: Option<UserType>,
-    /// Contractors: the last instant of the engagement.
+    /// Users: the first instant of employment or engagement. The account
+    /// exists before it (joiners are prepared ahead) but grants nothing.
+    pub start_date: Option<Timestamp>,
+    /// Users: the end of employment or engagement (contractors always have
+    /// one; employees get one from an HR termination date). Exclusive.
     pub end_date: Option<Timestamp>,
     /// Contractors: the employee accountable for them.
     pub sponsor_id: Option<PrincipalId>,
@@ -159,10 +163,20 @@ impl Principal {
     /// those that need other rows (sponsor and owner existence).
     pub fn check(&self) -> Result<(), ValidationError> {
         let user = self.kind == PrincipalKind::User;
-        if !user && (self.user_type.is_some() || self.end_date.is_some()) {
+        if !user
+            && (self.user_type.is_some() || self.end_date.is_some() || self.start_date.is_some())
+        {
             return Err(ValidationError::new(
                 "user_type",
-                "only users have a user type or end date",
+                "only users have a user type, start date or end date",
+            ));
+        }
+        if let (Some(start), Some(end)) = (self.start_date, self.end_date)
+            && start >= end
+        {
+            return Err(ValidationError::new(
+                "start_date",
+                "the start date must be before the end date",
             ));
         }
         if user && self.user_type == Some(UserType::Contractor) {
@@ -207,10 +221,12 @@ impl Principal {
         Ok(())
     }
 
-    /// Whether the principal may act at `now`: active, within its end date
-    /// and before its expiry. Evaluated on read, so no job needs to run.
+    /// Whether the principal may act at `now`: active, on or after its
+    /// start date, before its end date and its expiry. Evaluated on read,
+    /// so no job needs to run.
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.status == Status::Active
+            && self.start_date.is_none_or(|start| start <= now)
             && in_force(self.end_date, now)
             && in_force(self.expires_at, now)
     }
@@ -385,6 +401,54 @@ pub fn normalize_external_id(raw: Option<&str>) -> Result<Option<String>, Valida
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(start: Option<&str>, end: Option<&str>) -> Principal {
+        Principal {
+            id: PrincipalId::generate(),
+            tenant_id: TenantId::generate(),
+            kind: PrincipalKind::User,
+            name: "joiner".into(),
+            display_name: None,
+            email: None,
+            external_id: None,
+            status: Status::Active,
+            user_type: Some(UserType::Employee),
+            start_date: start.map(|s| s.parse().unwrap()),
+            end_date: end.map(|s| s.parse().unwrap()),
+            sponsor_id: None,
+            owner_id: None,
+            purpose: None,
+            expires_at: None,
+            attributes: serde_json::Map::new(),
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_joiner_grants_nothing_before_the_start_date() {
+        let u = user(Some("2026-03-01T00:00:00Z"), None);
+        u.check().unwrap();
+        let before: Timestamp = "2026-02-28T23:59:59.999Z".parse().unwrap();
+        let start: Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
+        assert!(!u.is_active_at(before));
+        // The start is inclusive, the end exclusive.
+        assert!(u.is_active_at(start));
+    }
+
+    #[test]
+    fn the_start_date_is_before_the_end_date_and_only_for_users() {
+        let same = user(Some("2026-03-01T00:00:00Z"), Some("2026-03-01T00:00:00Z"));
+        assert_eq!(same.check().unwrap_err().field, "start_date");
+        user(Some("2026-03-01T00:00:00Z"), Some("2026-03-02T00:00:00Z"))
+            .check()
+            .unwrap();
+        let mut group = user(Some("2026-03-01T00:00:00Z"), None);
+        group.kind = PrincipalKind::Group;
+        group.user_type = None;
+        assert!(group.check().is_err());
+    }
 
     #[test]
     fn names_are_unique_case_insensitively() {

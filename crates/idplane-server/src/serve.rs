@@ -17,6 +17,12 @@ use tokio::net::TcpListener;
 use crate::config::{LogFormat, ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
 
+/// How often the due jobs (end dates, reminders, start dates) are run; also
+/// once at start, catching up on what came due while no server ran.
+const JOBS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long shutdown waits for a run of due jobs in progress to finish.
+const JOBS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Latency buckets (seconds) for the request histograms.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -67,6 +73,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
     let store_probe = tokio::spawn(probe_store(app.clone()));
     let housekeeper = tokio::spawn(housekeeping(app.clone(), config.signing_key_rotation));
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let job_runner = tokio::spawn(run_jobs(app.clone(), runner_id(), jobs_stopped));
     tracing::info!(
         listen = %config.listen, issuer = %config.issuer, dev = config.dev,
         startup_ms = started.elapsed().as_millis() as u64, "idplane is ready"
@@ -82,6 +90,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     checkpoints.abort();
     store_probe.abort();
     housekeeper.abort();
+    // A run in progress finishes (its jobs commit or roll back whole); an
+    // unfinished one is taken over by the next runner once its lease expires.
+    let _ = stop_jobs.send(true);
+    if tokio::time::timeout(JOBS_SHUTDOWN_GRACE, job_runner)
+        .await
+        .is_err()
+    {
+        tracing::warn!("due jobs still running at shutdown; their leases will expire");
+    }
     if let Err(e) = app.checkpoint_all().await {
         tracing::warn!(error = %e, "final audit checkpoint failed");
     }
@@ -154,6 +171,40 @@ async fn rotate_due_signing_keys(app: &App, max_age: SignedDuration) -> idplane_
     let ctx = app.ctx(tenant, Actor::System, Default::default());
     app.rotate_due_signing_keys(&ctx, max_age).await?;
     Ok(())
+}
+
+/// Runs due jobs now and every [`JOBS_INTERVAL`] until `stop` turns true.
+async fn run_jobs(app: App, runner: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(JOBS_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app.run_due_jobs(&runner, app.clock().now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "ran due jobs"),
+            Err(e) => tracing::warn!(error = %e, "running due jobs failed"),
+        }
+    }
+}
+
+/// This process's name as a job runner: host, process id and a random
+/// part (a restarted process may get the same pid).
+fn runner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        &random[random.len() - 8..]
+    )
 }
 
 /// Measures store latency for `/metrics` every 15 seconds.

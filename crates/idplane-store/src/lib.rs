@@ -18,7 +18,9 @@ pub mod consents;
 pub mod credentials;
 pub mod device_codes;
 pub mod grants;
+pub mod jobs;
 pub mod keys;
+pub mod leavers;
 pub mod mail;
 pub mod passkeys;
 pub mod policies;
@@ -68,6 +70,8 @@ pub enum StoreError {
     /// A query the store cannot express (a programming error of the caller).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("the lease on job {0} is no longer held")]
+    LeaseLost(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

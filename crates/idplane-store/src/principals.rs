@@ -11,7 +11,7 @@ use crate::{Conn, Page, Paged, Result, StoreError, WriteTx};
 macro_rules! columns {
     () => {
         "id, tenant_id, kind, name, display_name, email, external_id, status, user_type, \
-         end_date, sponsor_id, owner_id, purpose, expires_at, attributes, created_at, updated_at, version"
+         end_date, sponsor_id, owner_id, purpose, expires_at, attributes, created_at, updated_at, version, start_date"
     };
 }
 pub(crate) use columns;
@@ -32,6 +32,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Principal> {
                 UserType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("user_type `{t}`")))
             })
             .transpose()?,
+        start_date: opt_time(row, "start_date")?,
         end_date: opt_time(row, "end_date")?,
         sponsor_id: opt_id(row, "sponsor_id")?,
         owner_id: opt_id(row, "owner_id")?,
@@ -61,7 +62,7 @@ pub async fn insert(tx: &mut WriteTx, p: &Principal, name_key: &str) -> Result<(
     sqlx::query(concat!(
         "INSERT INTO principals (",
         columns!(),
-        ", name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        ", name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     ))
     .bind(p.id.to_string())
     .bind(p.tenant_id.to_string())
@@ -81,6 +82,7 @@ pub async fn insert(tx: &mut WriteTx, p: &Principal, name_key: &str) -> Result<(
     .bind(millis(p.created_at))
     .bind(millis(p.updated_at))
     .bind(p.version)
+    .bind(opt_millis(p.start_date))
     .bind(name_key)
     .execute(tx.conn())
     .await
@@ -99,8 +101,8 @@ pub async fn update(
     let done = sqlx::query(
         "UPDATE principals SET name = $1, name_key = $2, display_name = $3, email = $4, external_id = $5, \
          status = $6, user_type = $7, end_date = $8, sponsor_id = $9, owner_id = $10, purpose = $11, \
-         expires_at = $12, attributes = $13, updated_at = $14, version = $15 \
-         WHERE id = $16 AND tenant_id = $17 AND version = $18",
+         expires_at = $12, attributes = $13, updated_at = $14, version = $15, start_date = $16 \
+         WHERE id = $17 AND tenant_id = $18 AND version = $19",
     )
     .bind(&p.name)
     .bind(name_key)
@@ -117,6 +119,7 @@ pub async fn update(
     .bind(to_json(&p.attributes)?)
     .bind(millis(p.updated_at))
     .bind(p.version)
+    .bind(opt_millis(p.start_date))
     .bind(p.id.to_string())
     .bind(p.tenant_id.to_string())
     .bind(expected)

@@ -79,6 +79,7 @@ impl App {
             external_id: normalize_external_id(cmd.external_id.as_deref())?,
             status: Status::Active,
             user_type: None,
+            start_date: None,
             end_date: None,
             sponsor_id: None,
             owner_id: None,

@@ -7,6 +7,7 @@ use idplane_core::directory::{
     normalize_name, normalize_text,
 };
 use idplane_core::{Ctx, PrincipalId, Timestamp, ValidationError};
+use idplane_store::grants::FamilyFilter;
 use idplane_store::principals::{self, PrincipalFilter};
 use idplane_store::{Conn, Page, Paged, WriteTx};
 use serde::Deserialize;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{check_version, resolve_principal};
+use crate::oidc::logout::LogoutNotice;
 use crate::{App, AppError, Field, Result};
 
 /// Largest accepted attributes object, serialised.
@@ -31,6 +33,9 @@ pub struct CreateUser {
     pub external_id: Option<String>,
     /// `employee` (default) or `contractor`.
     pub user_type: Option<UserType>,
+    /// Joiners: the account grants nothing before this instant.
+    #[schema(value_type = Option<String>)]
+    pub start_date: Option<Timestamp>,
     /// Required for contractors: the end of the engagement.
     #[schema(value_type = Option<String>)]
     pub end_date: Option<Timestamp>,
@@ -60,6 +65,9 @@ pub struct UpdateUser {
     #[serde(default)]
     #[schema(value_type = Option<UserType>)]
     pub user_type: Field<UserType>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub start_date: Field<Timestamp>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub end_date: Field<Timestamp>,
@@ -151,6 +159,7 @@ impl App {
             external_id: normalize_external_id(cmd.external_id.as_deref())?,
             status: Status::Active,
             user_type: None,
+            start_date: None,
             end_date: None,
             sponsor_id: None,
             owner_id: Some(owner),
@@ -170,11 +179,7 @@ impl App {
         mut tx: WriteTx,
         p: Principal,
     ) -> Result<Principal> {
-        p.check()?;
-        check_accountable(&mut tx, ctx, &p).await?;
-        principals::insert(&mut tx, &p, &name_key(&p.name)).await?;
-        let event = AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(&p)))
-            .with_details(json!({"name": p.name, "status": p.status}));
+        let event = stage_principal(&mut tx, ctx, &p).await?;
         tx.commit(event).await?;
         self.directory_changed();
         Ok(p)
@@ -240,6 +245,7 @@ impl App {
                 .user_type
                 .map(|t| cmd.user_type.require("user_type", t))
                 .transpose()?,
+            start_date: cmd.start_date.apply(current.start_date),
             end_date: cmd.end_date.apply(current.end_date),
             sponsor_id: sponsor,
             status: cmd.status.require("status", current.status)?,
@@ -337,28 +343,37 @@ impl App {
         let mut notices = Vec::new();
         if current.status == Status::Active && next.status != Status::Active {
             // Suspension and deprovisioning take effect on running sessions too.
-            // So does losing the tokens relying parties hold for them.
-            let ended = idplane_store::sessions::end_all(tx, next.id, ctx.now).await?;
-            notices = self
-                .revoke_for_logout(
-                    tx,
-                    ctx,
-                    idplane_store::grants::FamilyFilter::Principal(next.id),
-                )
-                .await?;
-            events.push(
-                AuditEvent::new(ctx, "session.end_all", Some(target(&next))).with_details(json!({
-                    "ended": ended,
-                    "reason": next.status,
-                    "clients_signed_out": notices.len(),
-                })),
-            );
+            let (event, ended) = self.end_sign_ins(tx, ctx, &next).await?;
+            events.push(event);
+            notices = ended;
         }
+        crate::lifecycle::schedule_user_jobs(tx, ctx, Some(current), &next).await?;
         Ok(Staged {
             principal: next,
             events,
             notices,
         })
+    }
+
+    /// Ends every session of `p` and revokes the refresh tokens relying
+    /// parties hold for them, inside `tx`. Returns the `session.end_all`
+    /// event and the back-channel notices to send once `tx` committed.
+    pub(crate) async fn end_sign_ins(
+        &self,
+        tx: &mut WriteTx,
+        ctx: &Ctx,
+        p: &Principal,
+    ) -> Result<(AuditEvent, Vec<LogoutNotice>)> {
+        let ended = idplane_store::sessions::end_all(tx, p.id, ctx.now).await?;
+        let notices = self
+            .revoke_for_logout(tx, ctx, FamilyFilter::Principal(p.id))
+            .await?;
+        let event = AuditEvent::new(ctx, "session.end_all", Some(target(p))).with_details(json!({
+            "ended": ended,
+            "reason": p.status,
+            "clients_signed_out": notices.len(),
+        }));
+        Ok((event, notices))
     }
 
     /// Deletes a principal with its memberships and role assignments.
@@ -373,21 +388,29 @@ impl App {
         let mut tx = self.store().write().await?;
         let current = load(&mut tx, ctx, kind, id).await?;
         check_version(if_match, current.version)?;
-        let dependants = principals::dependants(&mut tx, id).await?;
-        if dependants > 0 {
-            return Err(AppError::Conflict(format!(
-                "{} `{}` is the sponsor or owner of {dependants} principal(s); reassign them first",
-                kind.as_str(),
-                current.name
-            )));
-        }
-        principals::delete(&mut tx, ctx.tenant, id).await?;
-        let event = AuditEvent::new(ctx, &action(kind, "delete"), Some(target(&current)))
-            .with_details(json!({"name": current.name}));
+        let event = stage_delete(&mut tx, ctx, &current).await?;
         tx.commit(event).await?;
         self.directory_changed();
         Ok(())
     }
+}
+
+/// Deletes `p` inside `tx`, refused while it sponsors or owns another
+/// principal; returns the audit event.
+pub(crate) async fn stage_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> Result<AuditEvent> {
+    let dependants = principals::dependants(tx, p.id).await?;
+    if dependants > 0 {
+        return Err(AppError::Conflict(format!(
+            "{} `{}` is the sponsor or owner of {dependants} principal(s); reassign them first",
+            p.kind.as_str(),
+            p.name
+        )));
+    }
+    principals::delete(tx, ctx.tenant, p.id).await?;
+    Ok(
+        AuditEvent::new(ctx, &action(p.kind, "delete"), Some(target(p)))
+            .with_details(json!({"name": p.name})),
+    )
 }
 
 /// A change written inside a transaction, not yet committed.
@@ -395,7 +418,7 @@ pub(crate) struct Staged {
     pub principal: Principal,
     pub events: Vec<AuditEvent>,
     /// Back-channel logout notices to send once committed.
-    pub notices: Vec<crate::oidc::logout::LogoutNotice>,
+    pub notices: Vec<LogoutNotice>,
 }
 
 /// A new user from `cmd`, normalised, its sponsor resolved; not yet stored.
@@ -414,6 +437,7 @@ pub(crate) async fn new_user(tx: &mut WriteTx, ctx: &Ctx, cmd: CreateUser) -> Re
         external_id: normalize_external_id(cmd.external_id.as_deref())?,
         status: cmd.status.unwrap_or(Status::Active),
         user_type: Some(cmd.user_type.unwrap_or(UserType::Employee)),
+        start_date: cmd.start_date,
         end_date: cmd.end_date,
         sponsor_id: sponsor,
         owner_id: None,
@@ -426,8 +450,8 @@ pub(crate) async fn new_user(tx: &mut WriteTx, ctx: &Ctx, cmd: CreateUser) -> Re
     })
 }
 
-/// Checks and inserts a principal inside `tx`; returns the audit event to
-/// commit with it.
+/// Checks and inserts a principal inside `tx`, with the jobs its dates call
+/// for; returns the audit event to commit with it.
 pub(crate) async fn stage_principal(
     tx: &mut WriteTx,
     ctx: &Ctx,
@@ -436,6 +460,7 @@ pub(crate) async fn stage_principal(
     p.check()?;
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
+    crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
     Ok(
         AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
             .with_details(json!({"name": p.name, "status": p.status})),
@@ -551,6 +576,7 @@ fn changed_fields(a: &Principal, b: &Principal) -> Vec<&'static str> {
     check("external_id", a.external_id != b.external_id);
     check("status", a.status != b.status);
     check("user_type", a.user_type != b.user_type);
+    check("start_date", a.start_date != b.start_date);
     check("end_date", a.end_date != b.end_date);
     check("sponsor_id", a.sponsor_id != b.sponsor_id);
     check("owner_id", a.owner_id != b.owner_id);

@@ -51,6 +51,7 @@ impl GroupFields {
             external_id: None,
             status: Status::Active,
             user_type: None,
+            start_date: None,
             end_date: None,
             sponsor_id: None,
             owner_id: None,

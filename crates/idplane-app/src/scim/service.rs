@@ -3,7 +3,7 @@
 //! SCIM change is checked, audited and committed like a native one.
 
 use idplane_core::audit::AuditEvent;
-use idplane_core::directory::{Principal, PrincipalKind, name_key};
+use idplane_core::directory::{Principal, PrincipalKind, Status, name_key};
 use idplane_core::{Ctx, PrincipalId};
 use idplane_store::{Conn, WriteTx, principals};
 use serde_json::Value;
@@ -16,7 +16,8 @@ use super::{parse_id, patch};
 use crate::authn::password::stage_password;
 use crate::directory::check_version;
 use crate::directory::groups::{stage_add_member, stage_remove_member};
-use crate::directory::principals::{load, stage_principal};
+use crate::directory::principals::{load, stage_delete, stage_principal};
+use crate::lifecycle::{LeaverCause, LeaverReason, stage_leaver};
 use crate::{App, AppError};
 
 pub type ScimResult<T> = Result<T, ScimError>;
@@ -147,18 +148,37 @@ impl App {
         let mut tx = self.store().write().await.map_err(AppError::from)?;
         let current = load_resource(&mut tx, ctx, ResourceType::User, id).await?;
         check_version(if_match, current.version)?;
-        let next = fields.apply_to(&current)?;
+        let mut next = fields.apply_to(&current)?;
+        // `active: false` makes a leaver: the whole pipeline, not a flag.
+        let leaves =
+            next.status == Status::Deprovisioned && current.status != Status::Deprovisioned;
+        if leaves {
+            next.status = current.status;
+        }
         let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
-        let mut events = staged.events;
+        let (mut user, mut events, mut notices) = (staged.principal, staged.events, staged.notices);
+        if leaves {
+            let left = stage_leaver(
+                self,
+                &mut tx,
+                ctx,
+                &user,
+                &LeaverCause::new(LeaverReason::Scim),
+            )
+            .await?;
+            events.extend(left.events);
+            notices.extend(left.notices);
+            user = left.user;
+        }
         if let Some(hash) = hash {
-            events.push(stage_password(&mut tx, ctx, &staged.principal, hash, false).await?);
+            events.push(stage_password(&mut tx, ctx, &user, hash, false).await?);
         }
         let resource = self
-            .scim_resource(&mut tx, ctx, ResourceType::User, &staged.principal)
+            .scim_resource(&mut tx, ctx, ResourceType::User, &user)
             .await?;
         tx.commit_all(events).await.map_err(AppError::from)?;
         self.directory_changed();
-        self.notify_logout(ctx, staged.notices);
+        self.notify_logout(ctx, notices);
         Ok(resource)
     }
 
@@ -248,7 +268,30 @@ impl App {
         if_match: Option<i64>,
     ) -> ScimResult<()> {
         let id = parse_id(id)?;
-        Ok(self.delete_principal(ctx, rt.kind(), id, if_match).await?)
+        let mut tx = self.store().write().await.map_err(AppError::from)?;
+        let p = load_resource(&mut tx, ctx, rt, id).await?;
+        check_version(if_match, p.version)?;
+        // A user deleted by a provisioning client leaves first: sessions,
+        // tokens and consents end, what they own goes to their manager.
+        let mut events = Vec::new();
+        let mut notices = Vec::new();
+        if rt == ResourceType::User && p.status != Status::Deprovisioned {
+            let left = stage_leaver(
+                self,
+                &mut tx,
+                ctx,
+                &p,
+                &LeaverCause::new(LeaverReason::Scim),
+            )
+            .await?;
+            events = left.events;
+            notices = left.notices;
+        }
+        events.push(stage_delete(&mut tx, ctx, &p).await?);
+        tx.commit_all(events).await.map_err(AppError::from)?;
+        self.directory_changed();
+        self.notify_logout(ctx, notices);
+        Ok(())
     }
 }
 

@@ -76,6 +76,7 @@ pub(crate) struct UserFields {
     pub active: Option<bool>,
     pub password: Option<String>,
     pub user_type: UserType,
+    pub start_date: Option<Timestamp>,
     pub end_date: Option<Timestamp>,
     pub sponsor: Option<PrincipalId>,
     /// The SCIM-managed attributes (see [`MANAGED_KEYS`]).
@@ -132,6 +133,7 @@ impl UserFields {
             active: core.get("active").and_then(Value::as_bool),
             password: text("password"),
             user_type,
+            start_date: date("startDate")?,
             end_date: date("endDate")?,
             sponsor,
             attributes: check_attributes(attributes)
@@ -152,6 +154,7 @@ impl UserFields {
             external_id: None,
             status: Status::Active,
             user_type: None,
+            start_date: None,
             end_date: None,
             sponsor_id: None,
             owner_id: None,
@@ -194,6 +197,7 @@ impl UserFields {
             external_id: normalize_external_id(self.external_id.as_deref()).map_err(invalid)?,
             status,
             user_type: Some(self.user_type),
+            start_date: self.start_date,
             end_date: self.end_date,
             sponsor_id: self.sponsor,
             attributes: check_attributes(attributes).map_err(invalid)?,
@@ -288,6 +292,9 @@ pub(crate) async fn to_resource(
     }
 
     let mut lifecycle = Map::new();
+    if let Some(start) = user.start_date {
+        lifecycle.insert("startDate".into(), json!(start.to_string()));
+    }
     if let Some(end) = user.end_date {
         lifecycle.insert("endDate".into(), json!(end.to_string()));
     }

@@ -23,6 +23,10 @@ pub enum UserCommand {
     Update(UserUpdate),
     /// Delete a user with their memberships and role assignments.
     Delete { user: String },
+    /// Deprovision a leaver: end their sessions, tokens, consents,
+    /// memberships and roles (recorded), and hand what they own or sponsor
+    /// to their manager for review.
+    Deprovision { user: String },
     /// What a user may do now: groups, roles and entitlements.
     Access { user: String },
     /// Set a password (temporary unless --permanent; random unless --password-stdin).
@@ -52,6 +56,9 @@ pub struct UserCreate {
     /// A contractor (needs `--end-date` and `--sponsor`).
     #[arg(long)]
     pub contractor: bool,
+    /// A joiner: the account grants nothing before this instant (RFC 3339).
+    #[arg(long)]
+    pub start_date: Option<jiff::Timestamp>,
     /// End of the engagement (RFC 3339).
     #[arg(long)]
     pub end_date: Option<jiff::Timestamp>,
@@ -77,6 +84,7 @@ pub enum ClearableUserField {
     DisplayName,
     Email,
     ExternalId,
+    StartDate,
     EndDate,
     Sponsor,
 }
@@ -87,6 +95,7 @@ impl ClearableUserField {
             Self::DisplayName => "display_name",
             Self::Email => "email",
             Self::ExternalId => "external_id",
+            Self::StartDate => "start_date",
             Self::EndDate => "end_date",
             Self::Sponsor => "sponsor",
         }
@@ -107,6 +116,8 @@ pub struct UserUpdate {
     pub external_id: Option<String>,
     #[arg(long)]
     pub user_type: Option<UserTypeArg>,
+    #[arg(long)]
+    pub start_date: Option<jiff::Timestamp>,
     #[arg(long)]
     pub end_date: Option<jiff::Timestamp>,
     #[arg(long)]
@@ -224,6 +235,7 @@ const PRINCIPAL_FIELDS: &[(&str, &str)] = &[
     ("TYPE", "user_type"),
     ("STATUS", "status"),
     ("ACTIVE", "active"),
+    ("START DATE", "start_date"),
     ("END DATE", "end_date"),
     ("SPONSOR", "sponsor"),
     ("OWNER", "owner"),
@@ -244,6 +256,7 @@ pub async fn user(api: &Api, command: UserCommand) -> anyhow::Result<()> {
             insert_opt(map, "email", args.email);
             insert_opt(map, "display_name", args.display_name);
             insert_opt(map, "external_id", args.external_id);
+            insert_opt(map, "start_date", args.start_date.map(|t| t.to_string()));
             insert_opt(map, "end_date", args.end_date.map(|t| t.to_string()));
             insert_opt(map, "sponsor", args.sponsor);
             insert_opt(map, "status", args.status.map(|s| s.as_str().to_owned()));
@@ -279,6 +292,7 @@ pub async fn user(api: &Api, command: UserCommand) -> anyhow::Result<()> {
                     UserTypeArg::Contractor => "contractor".to_owned(),
                 }),
             );
+            insert_opt(map, "start_date", args.start_date.map(|t| t.to_string()));
             insert_opt(map, "end_date", args.end_date.map(|t| t.to_string()));
             insert_opt(map, "sponsor", args.sponsor);
             insert_opt(map, "status", args.status.map(|s| s.as_str().to_owned()));
@@ -296,6 +310,14 @@ pub async fn user(api: &Api, command: UserCommand) -> anyhow::Result<()> {
             update(api, kind, &current, &body).await
         }
         UserCommand::Delete { user } => delete(api, kind, &user).await,
+        UserCommand::Deprovision { user } => {
+            let id = api.principal_id(kind, &user).await?;
+            let gone = api
+                .client
+                .post(&api.path(&format!("/users/{id}/deprovision")), &json!({}))
+                .await?;
+            show_principal(api, &gone, "Deprovisioned").await
+        }
         UserCommand::Access { user } => access(api, &user).await,
         UserCommand::SetPassword(args) => super::authn::set_password(api, args).await,
         UserCommand::ResetFactors { user } => super::authn::reset_factors(api, &user).await,

@@ -82,10 +82,13 @@ pub struct PrincipalView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     pub status: Status,
-    /// Whether the principal may act now (status, end date and expiry).
+    /// Whether the principal may act now (status, start and end dates, expiry).
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_type: Option<UserType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub start_date: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub end_date: Option<Timestamp>,
@@ -120,6 +123,7 @@ impl PrincipalView {
             external_id: p.external_id,
             status: p.status,
             user_type: p.user_type,
+            start_date: p.start_date,
             end_date: p.end_date,
             sponsor_id: p.sponsor_id.map(|id| id.as_uuid()),
             owner_id: p.owner_id.map(|id| id.as_uuid()),

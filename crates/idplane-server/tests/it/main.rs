@@ -22,6 +22,7 @@ mod device;
 mod dpop;
 mod exchange;
 mod keys;
+mod lifecycle;
 mod oidc;
 mod oidc_flows;
 mod ops;

@@ -211,6 +211,7 @@ pub fn principal(tenant: TenantId, kind: PrincipalKind, name: &str) -> Principal
         external_id: None,
         status: Status::Active,
         user_type: None,
+        start_date: None,
         end_date: None,
         sponsor_id: None,
         owner_id: None,

@@ -9,6 +9,7 @@ mod audit;
 mod authn;
 mod clients;
 mod keys;
+mod lifecycle;
 mod policies;
 mod principals;
 mod resources;
@@ -66,6 +67,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 fn tenant_scoped() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(principals::routes())
+        .merge(lifecycle::routes())
         .merge(roles::routes())
         .merge(clients::routes())
         .merge(resources::routes())
