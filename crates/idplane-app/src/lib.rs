@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod oidc;
 pub mod outbound;
 pub mod policy;
+pub mod scim;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! Semantics (RFC 7644 §3.4.2.2, RFC 7643 §2): attribute names match
 //! case-insensitively; a multi-valued attribute matches when any element
 //! does, and a multi-valued complex attribute compared without sub-attribute
-//! compares its elements' `value`; strings compare case-insensitively unless
+//! compares its elements' `value` (a singular one, like `manager`, its own);
+//! strings compare case-insensitively unless
 //! the caller says the attribute is case-exact, and chronologically when both
 //! sides are RFC 3339 date-times; a comparison between values of different
 //! JSON types matches nothing. `ne` is the negation of `eq`, so a resource
@@ -96,7 +97,7 @@ fn operands<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
     };
     match value {
         Value::Array(items) => items.iter().filter_map(element).collect(),
-        Value::Object(_) => key.and_then(|key| get(value, key)).into_iter().collect(),
+        Value::Object(_) => element(value).into_iter().collect(),
         scalar if key.is_none() => vec![scalar],
         _ => Vec::new(),
     }

@@ -1,0 +1,3 @@
+//! SCIM 2.0 provisioning.
+
+pub mod query;
