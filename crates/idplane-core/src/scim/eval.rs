@@ -72,12 +72,17 @@ fn get<'v>(object: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 /// The attribute named by `path` (sub-attribute ignored). Extension
-/// attributes live under their schema URN; core ones at the top level.
+/// attributes live under their schema URN, core ones at the top level; an
+/// extension attribute named without its URN is found in its extension.
 fn attribute<'v>(resource: &'v Value, path: &AttrPath) -> Option<&'v Value> {
-    let scope = path
-        .urn
-        .as_deref()
-        .and_then(|urn| get(resource, urn))
+    let Some(urn) = &path.urn else {
+        let mut extensions = resource.as_object().into_iter().flatten().filter(|(k, v)| {
+            k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && v.is_object()
+        });
+        return get(resource, &path.attr)
+            .or_else(|| extensions.find_map(|(_, ext)| get(ext, &path.attr)));
+    };
+    let scope = get(resource, urn)
         .filter(|v| v.is_object())
         .unwrap_or(resource);
     get(scope, &path.attr)
