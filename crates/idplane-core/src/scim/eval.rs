@@ -3,7 +3,8 @@
 //! Semantics (RFC 7644 §3.4.2.2, RFC 7643 §2): attribute names match
 //! case-insensitively; a multi-valued attribute matches when any element
 //! does, and a multi-valued complex attribute compared without sub-attribute
-//! compares its elements' `value`; strings compare case-insensitively unless
+//! compares its elements' `value` (a singular one, like `manager`, its own);
+//! strings compare case-insensitively unless
 //! the caller says the attribute is case-exact, and chronologically when both
 //! sides are RFC 3339 date-times; a comparison between values of different
 //! JSON types matches nothing. `ne` is the negation of `eq`, so a resource
@@ -71,12 +72,17 @@ fn get<'v>(object: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 /// The attribute named by `path` (sub-attribute ignored). Extension
-/// attributes live under their schema URN; core ones at the top level.
+/// attributes live under their schema URN, core ones at the top level; an
+/// extension attribute named without its URN is found in its extension.
 fn attribute<'v>(resource: &'v Value, path: &AttrPath) -> Option<&'v Value> {
-    let scope = path
-        .urn
-        .as_deref()
-        .and_then(|urn| get(resource, urn))
+    let Some(urn) = &path.urn else {
+        let mut extensions = resource.as_object().into_iter().flatten().filter(|(k, v)| {
+            k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && v.is_object()
+        });
+        return get(resource, &path.attr)
+            .or_else(|| extensions.find_map(|(_, ext)| get(ext, &path.attr)));
+    };
+    let scope = get(resource, urn)
         .filter(|v| v.is_object())
         .unwrap_or(resource);
     get(scope, &path.attr)
@@ -96,7 +102,7 @@ fn operands<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
     };
     match value {
         Value::Array(items) => items.iter().filter_map(element).collect(),
-        Value::Object(_) => key.and_then(|key| get(value, key)).into_iter().collect(),
+        Value::Object(_) => element(value).into_iter().collect(),
         scalar if key.is_none() => vec![scalar],
         _ => Vec::new(),
     }

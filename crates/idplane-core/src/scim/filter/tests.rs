@@ -398,6 +398,8 @@ fn matches_presence_absence_and_extensions() {
     assert!(matches(
         r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "bjensen""#
     ));
+    assert!(matches(r#"department eq "tour operations""#));
+    assert!(matches(r#"manager eq "26118915""#));
     assert!(matches(
         r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#
     ));
