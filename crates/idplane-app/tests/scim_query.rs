@@ -63,6 +63,7 @@ fn principal(tenant: TenantId, kind: PrincipalKind, name: &str, i: i64) -> Princ
         external_id: None,
         status: Status::Active,
         user_type: None,
+        start_date: None,
         end_date: None,
         sponsor_id: None,
         owner_id: None,
