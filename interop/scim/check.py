@@ -4,6 +4,8 @@ delete of every resource type the server describes. Exits non-zero if any
 check fails.
 
     python3 interop/scim/check.py http://localhost:8080/scim/v2 TOKEN
+
+(`interop/scim/run.sh` sets up the checker and a fresh server, and runs it.)
 """
 
 import datetime
@@ -26,8 +28,10 @@ def _generate_with_dates(context, path, mutability=None, required=None):
     if binding is not None and binding.target_type in (datetime.datetime, datetime.date):
         if mutability is not None and binding.get_annotation(filling.Mutability) not in mutability:
             return None
-        when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        return when + datetime.timedelta(days=30)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        # An engagement starts before it ends.
+        days = 60 if "end" in str(path).lower() else 1
+        return now + datetime.timedelta(days=days)
     return _generate(context, path, mutability=mutability, required=required)
 
 
