@@ -588,3 +588,72 @@ async fn a_leaver_loses_everything_and_a_rehire_gets_nothing_back() {
         "{access:?}"
     );
 }
+
+/// A one-shot webhook receiver on loopback: answers 204 to the first
+/// request and hands over its body.
+async fn webhook_receiver() -> (String, tokio::task::JoinHandle<serde_json::Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    socket
+                        .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                        .await
+                        .unwrap();
+                    return serde_json::from_str(&body[..length]).unwrap();
+                }
+            }
+            assert!(n > 0, "the connection closed before the body arrived");
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn the_reminder_is_posted_to_the_tenants_webhook() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let (url, received) = webhook_receiver().await;
+    h.app
+        .set_lifecycle_settings(
+            &ctx,
+            LifecycleSettings {
+                webhook_url: Some(url),
+            },
+        )
+        .await
+        .unwrap();
+    let boss = h.app.create_user(&ctx, user("boss")).await.unwrap();
+    let end = ctx.now + days(20);
+    let temp = h
+        .app
+        .create_user(&ctx, contractor("temp", "boss", end))
+        .await
+        .unwrap();
+    h.clock.set(end - days(14));
+    assert_eq!(run(&h, "r").await, 1);
+    let notice = received.await.unwrap();
+    assert_eq!(notice["type"], "contractor.reminder");
+    assert_eq!(notice["contractor"]["id"], temp.id.to_string());
+    assert_eq!(notice["sponsor"]["id"], boss.id.to_string());
+    assert_eq!(notice["days_before"], 14);
+    let reminded = events(&h, "contractor.reminder").await;
+    assert_eq!(reminded[0].event.details["webhook"], 204);
+}
