@@ -657,3 +657,71 @@ async fn the_reminder_is_posted_to_the_tenants_webhook() {
     let reminded = events(&h, "contractor.reminder").await;
     assert_eq!(reminded[0].event.details["webhook"], 204);
 }
+
+/// Two servers sharing one PostgreSQL database (`IDPLANE_TEST_DATABASE_URL`)
+/// run their jobs at once: every contractor leaves exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_postgres_deprovision_each_leaver_once() {
+    use idplane_app::keyring::Keyring;
+    use idplane_app::{App, AppSettings};
+    use idplane_store::{Store, StoreOptions};
+    use sqlx::{Connection, Executor};
+
+    let Some(url) = std::env::var("IDPLANE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        eprintln!("skipped: IDPLANE_TEST_DATABASE_URL is not set (PostgreSQL lifecycle)");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let options = StoreOptions {
+        schema: Some(schema.clone()),
+        max_connections: Some(6),
+        ..StoreOptions::default()
+    };
+    let clock = support::clock();
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&url, &options).await.unwrap();
+        let keyring = Keyring::from_bytes(&[7; 32]).unwrap();
+        let app = App::start(store, clock.clone(), keyring, AppSettings::default())
+            .await
+            .unwrap();
+        apps.push(app);
+    }
+    let tenant = apps[0].default_tenant_id().await.unwrap();
+    let ctx = apps[0].ctx(tenant, idplane_core::Actor::Root, Default::default());
+    apps[0].create_user(&ctx, user("boss")).await.unwrap();
+    for i in 0..24 {
+        let end = ctx.now + SignedDuration::from_hours(1);
+        let c = contractor(&format!("temp{i}"), "boss", end);
+        apps[0].create_user(&ctx, c).await.unwrap();
+    }
+    clock.advance(SignedDuration::from_hours(2));
+    let now = clock.now();
+    let (a, b) = tokio::join!(
+        apps[0].run_due_jobs("server-a", now),
+        apps[1].run_due_jobs("server-b", now)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 24);
+    let filter = AuditFilter {
+        action: Some("user.deprovision".into()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let left = apps[1].audit_events(&ctx, &filter).await.unwrap();
+    let targets: std::collections::HashSet<_> =
+        left.iter().map(|r| r.event.target.clone()).collect();
+    assert_eq!((left.len(), targets.len()), (24, 24));
+
+    for app in &apps {
+        app.shutdown().await;
+    }
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .await
+    .unwrap();
+}
