@@ -725,3 +725,21 @@ async fn two_servers_on_one_postgres_deprovision_each_leaver_once() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn deleting_a_user_cancels_their_jobs() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    h.app.create_user(&ctx, user("boss")).await.unwrap();
+    let temp = h
+        .app
+        .create_user(&ctx, contractor("temp", "boss", ctx.now + days(20)))
+        .await
+        .unwrap();
+    assert_eq!(jobs_of(&h, &ctx, &temp).await.len(), 3);
+    h.app
+        .delete_principal(&ctx, PrincipalKind::User, temp.id, None)
+        .await
+        .unwrap();
+    assert!(jobs_of(&h, &ctx, &temp).await.is_empty());
+}

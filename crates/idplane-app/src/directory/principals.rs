@@ -375,6 +375,7 @@ impl App {
             )));
         }
         principals::delete(&mut tx, ctx.tenant, id).await?;
+        idplane_store::jobs::cancel_subject(&mut tx, ctx.tenant, &id.to_string()).await?;
         let event = AuditEvent::new(ctx, &action(kind, "delete"), Some(target(&current)))
             .with_details(json!({"name": current.name}));
         tx.commit(event).await?;
