@@ -588,3 +588,158 @@ async fn a_leaver_loses_everything_and_a_rehire_gets_nothing_back() {
         "{access:?}"
     );
 }
+
+/// A one-shot webhook receiver on loopback: answers 204 to the first
+/// request and hands over its body.
+async fn webhook_receiver() -> (String, tokio::task::JoinHandle<serde_json::Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    socket
+                        .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                        .await
+                        .unwrap();
+                    return serde_json::from_str(&body[..length]).unwrap();
+                }
+            }
+            assert!(n > 0, "the connection closed before the body arrived");
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn the_reminder_is_posted_to_the_tenants_webhook() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let (url, received) = webhook_receiver().await;
+    h.app
+        .set_lifecycle_settings(
+            &ctx,
+            LifecycleSettings {
+                webhook_url: Some(url),
+            },
+        )
+        .await
+        .unwrap();
+    let boss = h.app.create_user(&ctx, user("boss")).await.unwrap();
+    let end = ctx.now + days(20);
+    let temp = h
+        .app
+        .create_user(&ctx, contractor("temp", "boss", end))
+        .await
+        .unwrap();
+    h.clock.set(end - days(14));
+    assert_eq!(run(&h, "r").await, 1);
+    let notice = received.await.unwrap();
+    assert_eq!(notice["type"], "contractor.reminder");
+    assert_eq!(notice["contractor"]["id"], temp.id.to_string());
+    assert_eq!(notice["sponsor"]["id"], boss.id.to_string());
+    assert_eq!(notice["days_before"], 14);
+    let reminded = events(&h, "contractor.reminder").await;
+    assert_eq!(reminded[0].event.details["webhook"], 204);
+}
+
+/// Two servers sharing one PostgreSQL database (`IDPLANE_TEST_DATABASE_URL`)
+/// run their jobs at once: every contractor leaves exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_postgres_deprovision_each_leaver_once() {
+    use idplane_app::keyring::Keyring;
+    use idplane_app::{App, AppSettings};
+    use idplane_store::{Store, StoreOptions};
+    use sqlx::{Connection, Executor};
+
+    let Some(url) = std::env::var("IDPLANE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        eprintln!("skipped: IDPLANE_TEST_DATABASE_URL is not set (PostgreSQL lifecycle)");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let options = StoreOptions {
+        schema: Some(schema.clone()),
+        max_connections: Some(6),
+        ..StoreOptions::default()
+    };
+    let clock = support::clock();
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&url, &options).await.unwrap();
+        let keyring = Keyring::from_bytes(&[7; 32]).unwrap();
+        let app = App::start(store, clock.clone(), keyring, AppSettings::default())
+            .await
+            .unwrap();
+        apps.push(app);
+    }
+    let tenant = apps[0].default_tenant_id().await.unwrap();
+    let ctx = apps[0].ctx(tenant, idplane_core::Actor::Root, Default::default());
+    apps[0].create_user(&ctx, user("boss")).await.unwrap();
+    for i in 0..24 {
+        let end = ctx.now + SignedDuration::from_hours(1);
+        let c = contractor(&format!("temp{i}"), "boss", end);
+        apps[0].create_user(&ctx, c).await.unwrap();
+    }
+    clock.advance(SignedDuration::from_hours(2));
+    let now = clock.now();
+    let (a, b) = tokio::join!(
+        apps[0].run_due_jobs("server-a", now),
+        apps[1].run_due_jobs("server-b", now)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 24);
+    let filter = AuditFilter {
+        action: Some("user.deprovision".into()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let left = apps[1].audit_events(&ctx, &filter).await.unwrap();
+    let targets: std::collections::HashSet<_> =
+        left.iter().map(|r| r.event.target.clone()).collect();
+    assert_eq!((left.len(), targets.len()), (24, 24));
+
+    for app in &apps {
+        app.shutdown().await;
+    }
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_user_cancels_their_jobs() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    h.app.create_user(&ctx, user("boss")).await.unwrap();
+    let temp = h
+        .app
+        .create_user(&ctx, contractor("temp", "boss", ctx.now + days(20)))
+        .await
+        .unwrap();
+    assert_eq!(jobs_of(&h, &ctx, &temp).await.len(), 3);
+    h.app
+        .delete_principal(&ctx, PrincipalKind::User, temp.id, None)
+        .await
+        .unwrap();
+    assert!(jobs_of(&h, &ctx, &temp).await.is_empty());
+}

@@ -188,6 +188,38 @@ async fn users_are_created_listed_and_refused_with_one_line() {
 }
 
 #[tokio::test]
+async fn a_joiner_waits_for_the_start_date_and_a_leaver_is_deprovisioned() {
+    let server = Server::start().await;
+    let joiner = server.ok(&[
+        "user",
+        "create",
+        "newbie",
+        "--start-date",
+        "2099-01-01T00:00:00Z",
+        "--json",
+    ]);
+    let joiner: serde_json::Value = serde_json::from_str(&joiner).unwrap();
+    assert_eq!(joiner["start_date"], "2099-01-01T00:00:00Z");
+    assert_eq!(joiner["active"], false);
+    let cleared = server.ok(&[
+        "user",
+        "update",
+        "newbie",
+        "--clear",
+        "start-date",
+        "--json",
+    ]);
+    let cleared: serde_json::Value = serde_json::from_str(&cleared).unwrap();
+    assert_eq!(cleared["active"], true);
+
+    let gone = server.ok(&["user", "deprovision", "newbie"]);
+    assert!(gone.starts_with("Deprovisioned user `newbie`."), "{gone}");
+    assert!(gone.contains("deprovisioned"), "{gone}");
+    let error = server.fails(&["user", "deprovision", "nobody"]);
+    assert!(error.contains("no user named `nobody`"), "{error}");
+}
+
+#[tokio::test]
 async fn groups_roles_and_effective_access() {
     let server = Server::start().await;
     server.ok(&["user", "create", "alice"]);

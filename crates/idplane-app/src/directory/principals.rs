@@ -407,6 +407,7 @@ pub(crate) async fn stage_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> 
         )));
     }
     principals::delete(tx, ctx.tenant, p.id).await?;
+    idplane_store::jobs::cancel_subject(tx, ctx.tenant, &p.id.to_string()).await?;
     Ok(
         AuditEvent::new(ctx, &action(p.kind, "delete"), Some(target(p)))
             .with_details(json!({"name": p.name})),

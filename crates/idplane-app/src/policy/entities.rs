@@ -125,7 +125,8 @@ async fn project(
             active: false,
             entities: vec![entity],
             loaded_at: ctx.now,
-            valid_until: None,
+            // A joiner's projection changes at the start date.
+            valid_until: principal.start_date.filter(|start| *start > ctx.now),
         }));
     }
     let mut valid_until = earliest(principal.end_date, principal.expires_at);

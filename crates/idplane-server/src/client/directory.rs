@@ -14,13 +14,13 @@ use super::{ExpiryArgs, StatusArg};
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user.
-    Create(UserCreate),
+    Create(Box<UserCreate>),
     /// List users (all of them unless `--limit`).
     List(ListArgs),
     /// Show a user (by username or id).
     Get { user: String },
     /// Change a user; only the options given change.
-    Update(UserUpdate),
+    Update(Box<UserUpdate>),
     /// Delete a user with their memberships and role assignments.
     Delete { user: String },
     /// Deprovision a leaver: end their sessions, tokens, consents,
