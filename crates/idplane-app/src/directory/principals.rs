@@ -252,7 +252,16 @@ impl App {
             attributes: merge_attributes(&current.attributes, cmd.attributes)?,
             ..current.clone()
         };
-        self.replace_principal(ctx, tx, current, next).await
+        let staged = crate::lifecycle::stage_user_change(
+            self,
+            &mut tx,
+            ctx,
+            &current,
+            next,
+            crate::lifecycle::LeaverReason::Admin,
+        )
+        .await?;
+        self.commit_staged(ctx, tx, staged).await
     }
 
     /// Changes a service account or agent.
@@ -302,6 +311,16 @@ impl App {
         next: Principal,
     ) -> Result<Principal> {
         let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
+        self.commit_staged(ctx, tx, staged).await
+    }
+
+    /// Commits a staged change, then tells caches and relying parties.
+    pub(crate) async fn commit_staged(
+        &self,
+        ctx: &Ctx,
+        tx: WriteTx,
+        staged: Staged,
+    ) -> Result<Principal> {
         tx.commit_all(staged.events).await?;
         self.directory_changed();
         self.notify_logout(ctx, staged.notices);

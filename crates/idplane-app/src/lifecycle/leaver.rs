@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::directory::principals::{action, load, target};
+use crate::directory::principals::{Staged, action, load, target};
 use crate::oidc::logout::LogoutNotice;
 use crate::{App, AppError, Result};
 
@@ -338,6 +338,30 @@ async fn hand_over(
             "handed_to": manager.map(|m| m.to_string()),
         }));
     Ok((entry, event))
+}
+
+/// Writes a change to a user inside `tx`; a change to `deprovisioned` is a
+/// leaver: the whole pipeline, with `reason` as its cause, not just a flag.
+pub(crate) async fn stage_user_change(
+    app: &App,
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    current: &Principal,
+    mut next: Principal,
+    reason: LeaverReason,
+) -> Result<Staged> {
+    let leaves = next.status == Status::Deprovisioned && current.status != Status::Deprovisioned;
+    if leaves {
+        next.status = current.status;
+    }
+    let mut staged = app.stage_replace(tx, ctx, current, next).await?;
+    if leaves {
+        let left = stage_leaver(app, tx, ctx, &staged.principal, &LeaverCause::new(reason)).await?;
+        staged.events.extend(left.events);
+        staged.notices.extend(left.notices);
+        staged.principal = left.user;
+    }
+    Ok(staged)
 }
 
 impl App {

@@ -11,7 +11,7 @@ pub mod leaver;
 pub mod schedule;
 pub mod settings;
 
-pub(crate) use leaver::stage_leaver;
 pub use leaver::{LeaverCause, LeaverOutcome, LeaverReason};
+pub(crate) use leaver::{stage_leaver, stage_user_change};
 pub(crate) use schedule::schedule_user_jobs;
 pub use settings::LifecycleSettings;

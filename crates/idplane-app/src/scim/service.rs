@@ -17,7 +17,7 @@ use crate::authn::password::stage_password;
 use crate::directory::check_version;
 use crate::directory::groups::{stage_add_member, stage_remove_member};
 use crate::directory::principals::{load, stage_delete, stage_principal};
-use crate::lifecycle::{LeaverCause, LeaverReason, stage_leaver};
+use crate::lifecycle::{LeaverCause, LeaverReason, stage_leaver, stage_user_change};
 use crate::{App, AppError};
 
 pub type ScimResult<T> = Result<T, ScimError>;
@@ -148,28 +148,11 @@ impl App {
         let mut tx = self.store().write().await.map_err(AppError::from)?;
         let current = load_resource(&mut tx, ctx, ResourceType::User, id).await?;
         check_version(if_match, current.version)?;
-        let mut next = fields.apply_to(&current)?;
+        let next = fields.apply_to(&current)?;
         // `active: false` makes a leaver: the whole pipeline, not a flag.
-        let leaves =
-            next.status == Status::Deprovisioned && current.status != Status::Deprovisioned;
-        if leaves {
-            next.status = current.status;
-        }
-        let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
-        let (mut user, mut events, mut notices) = (staged.principal, staged.events, staged.notices);
-        if leaves {
-            let left = stage_leaver(
-                self,
-                &mut tx,
-                ctx,
-                &user,
-                &LeaverCause::new(LeaverReason::Scim),
-            )
-            .await?;
-            events.extend(left.events);
-            notices.extend(left.notices);
-            user = left.user;
-        }
+        let staged =
+            stage_user_change(self, &mut tx, ctx, &current, next, LeaverReason::Scim).await?;
+        let (user, mut events, notices) = (staged.principal, staged.events, staged.notices);
         if let Some(hash) = hash {
             events.push(stage_password(&mut tx, ctx, &user, hash, false).await?);
         }
