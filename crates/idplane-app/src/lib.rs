@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod field;
 pub mod keyring;
+pub mod lifecycle;
 pub mod oidc;
 pub mod outbound;
 pub mod policy;

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod device_codes;
 pub mod grants;
 pub mod keys;
+pub mod lifecycle;
 pub mod mail;
 pub mod passkeys;
 pub mod policies;

@@ -14,6 +14,8 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{check_version, resolve_principal};
+use crate::lifecycle::birthright::{Birthright, stage_birthright};
+use crate::oidc::logout::LogoutNotice;
 use crate::{App, AppError, Field, Result};
 
 /// Largest accepted attributes object, serialised.
@@ -170,12 +172,8 @@ impl App {
         mut tx: WriteTx,
         p: Principal,
     ) -> Result<Principal> {
-        p.check()?;
-        check_accountable(&mut tx, ctx, &p).await?;
-        principals::insert(&mut tx, &p, &name_key(&p.name)).await?;
-        let event = AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(&p)))
-            .with_details(json!({"name": p.name, "status": p.status}));
-        tx.commit(event).await?;
+        let events = stage_principal(&mut tx, ctx, &p, None).await?;
+        tx.commit_all(events).await?;
         self.directory_changed();
         Ok(p)
     }
@@ -293,18 +291,42 @@ impl App {
         ctx: &Ctx,
         mut tx: WriteTx,
         current: Principal,
-        mut next: Principal,
+        next: Principal,
     ) -> Result<Principal> {
-        let changed = changed_fields(&current, &next);
-        if changed.is_empty() {
+        let Some((next, events, notices)) = self
+            .stage_replace(&mut tx, ctx, &current, next, None)
+            .await?
+        else {
             // Nothing to change: no new version, no audit event.
             return Ok(current);
+        };
+        tx.commit_all(events).await?;
+        self.directory_changed();
+        self.notify_logout(ctx, notices);
+        Ok(next)
+    }
+
+    /// Checks and writes `next` over `current` inside `tx`: the new version,
+    /// the audit events to commit and the logout notices to send after
+    /// commit; `None` when nothing changes. `rules`: the tenant's birthright
+    /// rules when the caller has them loaded.
+    pub(crate) async fn stage_replace(
+        &self,
+        tx: &mut WriteTx,
+        ctx: &Ctx,
+        current: &Principal,
+        mut next: Principal,
+        rules: Option<&Birthright>,
+    ) -> Result<Option<(Principal, Vec<AuditEvent>, Vec<LogoutNotice>)>> {
+        let changed = changed_fields(current, &next);
+        if changed.is_empty() {
+            return Ok(None);
         }
         next.updated_at = ctx.now;
         next.version = current.version + 1;
         next.check()?;
-        check_accountable(&mut tx, ctx, &next).await?;
-        if !principals::update(&mut tx, &next, &name_key(&next.name), current.version).await? {
+        check_accountable(tx, ctx, &next).await?;
+        if !principals::update(tx, &next, &name_key(&next.name), current.version).await? {
             return Err(AppError::VersionMismatch {
                 current: current.version,
             });
@@ -317,10 +339,10 @@ impl App {
         if current.status == Status::Active && next.status != Status::Active {
             // Suspension and deprovisioning take effect on running sessions too.
             // So does losing the tokens relying parties hold for them.
-            let ended = idplane_store::sessions::end_all(&mut tx, next.id, ctx.now).await?;
+            let ended = idplane_store::sessions::end_all(tx, next.id, ctx.now).await?;
             notices = self
                 .revoke_for_logout(
-                    &mut tx,
+                    tx,
                     ctx,
                     idplane_store::grants::FamilyFilter::Principal(next.id),
                 )
@@ -333,10 +355,8 @@ impl App {
                 })),
             );
         }
-        tx.commit_all(events).await?;
-        self.directory_changed();
-        self.notify_logout(ctx, notices);
-        Ok(next)
+        events.extend(birthright(tx, ctx, &next, Some(current), rules).await?);
+        Ok(Some((next, events, notices)))
     }
 
     /// Deletes a principal with its memberships and role assignments.
@@ -402,14 +422,31 @@ pub(crate) async fn stage_principal(
     tx: &mut WriteTx,
     ctx: &Ctx,
     p: &Principal,
-) -> Result<AuditEvent> {
+    rules: Option<&Birthright>,
+) -> Result<Vec<AuditEvent>> {
     p.check()?;
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
-    Ok(
+    let mut events = vec![
         AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
             .with_details(json!({"name": p.name, "status": p.status})),
-    )
+    ];
+    events.extend(birthright(tx, ctx, p, None, rules).await?);
+    Ok(events)
+}
+
+/// A user's birthright, recomputed with `rules` or the tenant's rules.
+async fn birthright(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    p: &Principal,
+    before: Option<&Principal>,
+    rules: Option<&Birthright>,
+) -> Result<Vec<AuditEvent>> {
+    match rules {
+        Some(rules) => rules.stage(tx, ctx, p, before).await,
+        None => stage_birthright(tx, ctx, p, before).await,
+    }
 }
 
 /// Loads a principal of `kind` inside a transaction.
