@@ -435,7 +435,7 @@ impl App {
                 } => {
                     let id = current.id;
                     let staged = match self
-                        .stage_replace(&mut tx, ctx, &current, next, Some(&rules))
+                        .stage_replace(&mut tx, ctx, &current, *next, Some(&rules))
                         .await?
                     {
                         Some((_, staged, n)) => {

@@ -113,8 +113,8 @@ pub(crate) enum Step {
         employee_id: String,
     },
     Replace {
-        current: Principal,
-        next: Principal,
+        current: Box<Principal>,
+        next: Box<Principal>,
         employee_id: String,
         kind: &'static str,
     },
@@ -270,8 +270,8 @@ pub(crate) fn plan(
             Some(u) if u.status == Status::Deprovisioned => {
                 out.rehires.push(joiner(row, &next, rules));
                 replaces.push(Step::Replace {
-                    current: u.clone(),
-                    next,
+                    current: Box::new(u.clone()),
+                    next: Box::new(next),
                     employee_id: row.employee_id.clone(),
                     kind: "rehire",
                 });
@@ -294,8 +294,8 @@ pub(crate) fn plan(
                     losses: before.difference(&after).cloned().collect(),
                 });
                 replaces.push(Step::Replace {
-                    current: u.clone(),
-                    next,
+                    current: Box::new(u.clone()),
+                    next: Box::new(next),
                     employee_id: row.employee_id.clone(),
                     kind: "mover",
                 });
