@@ -9,6 +9,7 @@ mod audit;
 mod authn;
 mod clients;
 mod keys;
+mod lifecycle;
 mod policies;
 mod principals;
 mod resources;
@@ -73,6 +74,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(authn::routes())
         .merge(audit::routes())
         .merge(policies::routes())
+        .merge(lifecycle::routes())
 }
 
 /// Cursor pagination parameters.
