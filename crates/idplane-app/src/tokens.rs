@@ -431,7 +431,7 @@ impl App {
             attributes: None,
         };
         let user = new_user(&mut tx, &ctx, user).await?;
-        let created = stage_principal(&mut tx, &ctx, &user).await?;
+        let created = stage_principal(&mut tx, &ctx, &user, None).await?;
         let name = format!("administrator {}", user.name);
         let expires_at = ctx.now + DEFAULT_LIFETIME;
         let (issued, token_event) = stage_token(
@@ -444,7 +444,8 @@ impl App {
             expires_at,
         )
         .await?;
-        tx.commit_all(vec![revoked, created, token_event]).await?;
+        let events = [vec![revoked], created, vec![token_event]].concat();
+        tx.commit_all(events).await?;
         Ok(issued)
     }
 }

@@ -21,6 +21,7 @@ pub mod grants;
 pub mod jobs;
 pub mod keys;
 pub mod leavers;
+pub mod lifecycle;
 pub mod mail;
 pub mod passkeys;
 pub mod policies;

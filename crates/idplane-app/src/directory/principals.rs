@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{check_version, resolve_principal};
+use crate::lifecycle::birthright::{Birthright, stage_birthright};
 use crate::oidc::logout::LogoutNotice;
 use crate::{App, AppError, Field, Result};
 
@@ -179,8 +180,8 @@ impl App {
         mut tx: WriteTx,
         p: Principal,
     ) -> Result<Principal> {
-        let event = stage_principal(&mut tx, ctx, &p).await?;
-        tx.commit(event).await?;
+        let events = stage_principal(&mut tx, ctx, &p, None).await?;
+        tx.commit_all(events).await?;
         self.directory_changed();
         Ok(p)
     }
@@ -310,7 +311,9 @@ impl App {
         current: Principal,
         next: Principal,
     ) -> Result<Principal> {
-        let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
+        let staged = self
+            .stage_replace(&mut tx, ctx, &current, next, None)
+            .await?;
         self.commit_staged(ctx, tx, staged).await
     }
 
@@ -328,14 +331,16 @@ impl App {
     }
 
     /// Writes `next` over `current` inside `tx` (nothing when nothing
-    /// changed); the caller commits the events and, after the commit, sends
-    /// the back-channel logout notices.
+    /// changed), with the birthright it implies; the caller commits the
+    /// events and, after the commit, sends the back-channel logout notices.
+    /// `rules`: the tenant's birthright rules when the caller has them loaded.
     pub(crate) async fn stage_replace(
         &self,
         tx: &mut WriteTx,
         ctx: &Ctx,
         current: &Principal,
         mut next: Principal,
+        rules: Option<&Birthright>,
     ) -> Result<Staged> {
         let changed = changed_fields(current, &next);
         if changed.is_empty() {
@@ -367,6 +372,7 @@ impl App {
             notices = ended;
         }
         crate::lifecycle::schedule_user_jobs(tx, ctx, Some(current), &next).await?;
+        events.extend(birthright(tx, ctx, &next, Some(current), rules).await?);
         Ok(Staged {
             principal: next,
             events,
@@ -476,15 +482,32 @@ pub(crate) async fn stage_principal(
     tx: &mut WriteTx,
     ctx: &Ctx,
     p: &Principal,
-) -> Result<AuditEvent> {
+    rules: Option<&Birthright>,
+) -> Result<Vec<AuditEvent>> {
     p.check()?;
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
     crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
-    Ok(
+    let mut events = vec![
         AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
             .with_details(json!({"name": p.name, "status": p.status})),
-    )
+    ];
+    events.extend(birthright(tx, ctx, p, None, rules).await?);
+    Ok(events)
+}
+
+/// A user's birthright, recomputed with `rules` or the tenant's rules.
+async fn birthright(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    p: &Principal,
+    before: Option<&Principal>,
+    rules: Option<&Birthright>,
+) -> Result<Vec<AuditEvent>> {
+    match rules {
+        Some(rules) => rules.stage(tx, ctx, p, before).await,
+        None => stage_birthright(tx, ctx, p, before).await,
+    }
 }
 
 /// Loads a principal of `kind` inside a transaction.

@@ -133,6 +133,8 @@ pub(crate) async fn stage_leaver(
     let consents = revoke_consents(tx, ctx, user.id).await?;
     let memberships = remove_memberships(tx, ctx, user.id).await?;
     let assignments = remove_assignments(tx, ctx, user.id).await?;
+    // What birthright gave is gone with the rest: a rehire's is fresh.
+    idplane_store::lifecycle::delete_grants_of(tx, user.id).await?;
     let manager = active_manager(tx, ctx, user).await?;
     let mut handed_over = Vec::new();
     for (field, filter) in [
@@ -354,7 +356,7 @@ pub(crate) async fn stage_user_change(
     if leaves {
         next.status = current.status;
     }
-    let mut staged = app.stage_replace(tx, ctx, current, next).await?;
+    let mut staged = app.stage_replace(tx, ctx, current, next, None).await?;
     if leaves {
         let left = stage_leaver(app, tx, ctx, &staged.principal, &LeaverCause::new(reason)).await?;
         staged.events.extend(left.events);

@@ -83,7 +83,7 @@ impl App {
             None => None,
         };
         let mut tx = self.store().write().await.map_err(AppError::from)?;
-        let mut events = vec![stage_principal(&mut tx, ctx, &user).await?];
+        let mut events = stage_principal(&mut tx, ctx, &user, None).await?;
         if let Some(hash) = hash {
             events.push(stage_password(&mut tx, ctx, &user, hash, false).await?);
         }
@@ -95,7 +95,7 @@ impl App {
         let fields = GroupFields::from_body(body)?;
         let group = fields.to_new_group(ctx)?;
         let mut tx = self.store().write().await.map_err(AppError::from)?;
-        let mut events = vec![stage_principal(&mut tx, ctx, &group).await?];
+        let mut events = stage_principal(&mut tx, ctx, &group, None).await?;
         events.extend(set_members(&mut tx, ctx, &group, &fields.members).await?);
         tx.commit_all(events).await.map_err(AppError::from)?;
         Ok(group)
@@ -178,7 +178,9 @@ impl App {
         let current = load_resource(&mut tx, ctx, ResourceType::Group, id).await?;
         check_version(if_match, current.version)?;
         let next = fields.apply_to(&current)?;
-        let staged = self.stage_replace(&mut tx, ctx, &current, next).await?;
+        let staged = self
+            .stage_replace(&mut tx, ctx, &current, next, None)
+            .await?;
         let mut events = staged.events;
         let member_events = set_members(&mut tx, ctx, &staged.principal, &fields.members).await?;
         let mut group = staged.principal;

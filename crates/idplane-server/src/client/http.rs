@@ -172,6 +172,37 @@ impl Client {
         if let Some(tag) = if_match {
             request = request.header(reqwest::header::IF_MATCH, tag);
         }
+        self.finish(method, path, request, &[]).await
+    }
+
+    /// POSTs a raw body; a status in `also_ok` is answered like a success
+    /// (e.g. a refused HR import's 422, whose body is the plan).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        also_ok: &[StatusCode],
+    ) -> anyhow::Result<(Value, StatusCode)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.finish(Method::POST, path, request, also_ok).await
+    }
+
+    async fn finish(
+        &self,
+        method: Method,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        also_ok: &[StatusCode],
+    ) -> anyhow::Result<(Value, StatusCode)> {
         let response = request
             .send()
             .await
@@ -183,7 +214,7 @@ impl Client {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        if !status.is_success() {
+        if !status.is_success() && !also_ok.contains(&status) {
             let detail = value
                 .get("detail")
                 .and_then(Value::as_str)

@@ -11,6 +11,7 @@ mod authn;
 mod clients;
 mod declarative;
 mod directory;
+mod hr;
 mod http;
 mod keys;
 mod output;
@@ -161,6 +162,20 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// HR as the source of truth: import the workforce from a CSV snapshot.
+    Hr {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: hr::HrCommand,
+    },
+    /// Reports: `leavers` (how soon each leaver lost access).
+    Report {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: hr::ReportCommand,
+    },
     /// Make the live state match a YAML description (see `idplane export`).
     ///
     /// Prints each change, one per line: `+` create, `~` update (with the
@@ -283,6 +298,14 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             admin::events(&api::Api::new(&conn)?, filter).await?
         }
         ClientCommand::Policy { conn, command } => return policy::run(&conn, command).await,
+        ClientCommand::Hr { conn, command } => {
+            if !hr::run(&api::Api::new(&conn)?, command).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ClientCommand::Report { conn, command } => {
+            hr::report(&api::Api::new(&conn)?, command).await?
+        }
         ClientCommand::Checkpoint { conn } => admin::checkpoint(&api::Api::new(&conn)?).await?,
         ClientCommand::Apply {
             conn,

@@ -21,6 +21,7 @@ mod crud;
 mod device;
 mod dpop;
 mod exchange;
+mod hr;
 mod keys;
 mod lifecycle;
 mod oidc;

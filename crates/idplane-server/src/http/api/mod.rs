@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod authn;
 mod clients;
+mod hr;
 mod keys;
 mod lifecycle;
 mod policies;
@@ -75,6 +76,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(authn::routes())
         .merge(audit::routes())
         .merge(policies::routes())
+        .merge(hr::routes())
 }
 
 /// Cursor pagination parameters.
