@@ -23,7 +23,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use self::problem::Problem;
@@ -107,10 +106,7 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -138,6 +134,29 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-vault-token"),
         ]))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The longest a request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// An HR import applies a whole workforce snapshot (100,000 rows take
+/// about a minute on two cores) in one transaction.
+const HR_IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Answers 408 once a request runs past its time limit.
+async fn time_limit(req: Request, next: Next) -> Response {
+    let limit = if req.uri().path().ends_with("/hr/imports") {
+        HR_IMPORT_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )),
+    }
 }
 
 /// Counts requests and their latency by route template and status.
