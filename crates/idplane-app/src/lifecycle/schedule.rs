@@ -43,10 +43,12 @@ pub(crate) async fn schedule_user_jobs(
         fresh || before.is_some_and(|b| date(b) != date(after))
     };
     let retyped = before.is_some_and(|b| b.user_type != after.user_type);
-    if moved(|p| p.end_date) || retyped {
+    // A user just created has no jobs to cancel: only dates cost a write.
+    let created = before.is_none();
+    if (moved(|p| p.end_date) || retyped) && !(created && after.end_date.is_none()) {
         schedule_end(tx, ctx, after).await?;
     }
-    if moved(|p| p.start_date) {
+    if moved(|p| p.start_date) && !(created && after.start_date.is_none()) {
         schedule_start(tx, ctx, after).await?;
     }
     Ok(())

@@ -24,6 +24,8 @@ CREATE TABLE birthright_grants (
 );
 CREATE UNIQUE INDEX birthright_grants_group ON birthright_grants (principal_id, rule_id, group_id) WHERE group_id IS NOT NULL;
 CREATE UNIQUE INDEX birthright_grants_role ON birthright_grants (principal_id, rule_id, role_id) WHERE role_id IS NOT NULL;
+-- A user's grants are read at every recomputation.
+CREATE INDEX birthright_grants_principal ON birthright_grants (tenant_id, principal_id);
 CREATE INDEX birthright_grants_remove_after ON birthright_grants (tenant_id, remove_after) WHERE remove_after IS NOT NULL;
 
 -- principal_id has no foreign key: the record outlives a deleted account.
