@@ -348,6 +348,7 @@ impl App {
             notices = ended;
         }
         crate::lifecycle::schedule_user_jobs(tx, ctx, Some(current), &next).await?;
+        crate::provisioning::enqueue_pushes(tx, ctx, next.id).await?;
         Ok(Staged {
             principal: next,
             events,
@@ -406,6 +407,8 @@ pub(crate) async fn stage_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> 
             p.name
         )));
     }
+    // Before the deletion: the pushes need the principal's remote ids.
+    crate::provisioning::enqueue_member_pushes(tx, ctx, p).await?;
     principals::delete(tx, ctx.tenant, p.id).await?;
     Ok(
         AuditEvent::new(ctx, &action(p.kind, "delete"), Some(target(p)))
@@ -461,6 +464,7 @@ pub(crate) async fn stage_principal(
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
     crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
+    crate::provisioning::enqueue_pushes(tx, ctx, p.id).await?;
     Ok(
         AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
             .with_details(json!({"name": p.name, "status": p.status})),
