@@ -12,6 +12,7 @@ mod keys;
 mod lifecycle;
 mod policies;
 mod principals;
+mod provisioning;
 mod resources;
 mod roles;
 mod tenants;
@@ -75,6 +76,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(authn::routes())
         .merge(audit::routes())
         .merge(policies::routes())
+        .merge(provisioning::routes())
 }
 
 /// Cursor pagination parameters.
