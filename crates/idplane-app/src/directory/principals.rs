@@ -408,7 +408,7 @@ pub(crate) async fn stage_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> 
         )));
     }
     // Before the deletion: the pushes need the principal's remote ids.
-    crate::provisioning::enqueue_member_pushes(tx, ctx, p).await?;
+    crate::provisioning::before_delete(tx, ctx, p).await?;
     principals::delete(tx, ctx.tenant, p.id).await?;
     Ok(
         AuditEvent::new(ctx, &action(p.kind, "delete"), Some(target(p)))

@@ -82,6 +82,20 @@ pub(crate) async fn enqueue_member_pushes(
     Ok(())
 }
 
+/// Before `p` is deleted inside `tx`: refuses when it is a target's scope
+/// group (the target would silently receive no one), then enqueues the
+/// pushes that delete or deactivate its copies.
+pub(crate) async fn before_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> Result<()> {
+    let targets = store::list(tx, ctx.tenant).await?;
+    if let Some(t) = targets.iter().find(|t| t.scope_group == Some(p.id)) {
+        return Err(crate::AppError::Conflict(format!(
+            "group `{}` chooses who provisioning target `{}` receives; change the target first",
+            p.name, t.name
+        )));
+    }
+    enqueue_member_pushes(tx, ctx, p).await
+}
+
 /// Schedules (or moves to now) the push of `p` to `target`.
 pub(crate) async fn schedule_push(
     tx: &mut WriteTx,
