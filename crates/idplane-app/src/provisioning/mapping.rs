@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use idplane_core::ValidationError;
-use idplane_core::directory::{Principal, Status};
+use idplane_core::directory::Principal;
+use idplane_core::{Timestamp, ValidationError};
 use serde_json::{Map, Value, json};
 
 use crate::scim::{ENTERPRISE_USER, USER};
@@ -33,7 +33,8 @@ pub enum Source {
     Email,
     /// The HR or upstream correlation id (not the idplane id).
     ExternalId,
-    /// Whether the user is active.
+    /// Whether the user is active at the time of the push (status, start
+    /// and end dates).
     Active,
     /// A value under the principal's attributes, by key path.
     Attribute(Vec<String>),
@@ -68,14 +69,14 @@ impl Source {
         })
     }
 
-    /// The value for `p`, if it has one.
-    pub fn value(&self, p: &Principal) -> Option<Value> {
+    /// The value for `p` at `now`, if it has one.
+    pub fn value(&self, p: &Principal, now: Timestamp) -> Option<Value> {
         match self {
             Self::UserName => Some(json!(p.name)),
             Self::DisplayName => p.display_name.as_ref().map(|v| json!(v)),
             Self::Email => p.email.as_ref().map(|v| json!(v)),
             Self::ExternalId => p.external_id.as_ref().map(|v| json!(v)),
-            Self::Active => Some(json!(p.status == Status::Active)),
+            Self::Active => Some(json!(p.is_active_at(now))),
             Self::Attribute(keys) => {
                 let (first, rest) = keys.split_first()?;
                 let mut at = p.attributes.get(first)?;
@@ -300,13 +301,13 @@ impl Mapping {
         )
     }
 
-    /// The SCIM User that `user` is at a target with this mapping.
-    pub fn render_user(&self, user: &Principal) -> Value {
+    /// The SCIM User that `user` is at a target with this mapping, at `now`.
+    pub fn render_user(&self, user: &Principal, now: Timestamp) -> Value {
         let mut out = Map::new();
         out.insert("externalId".into(), json!(user.id.to_string()));
         let mut schemas = vec![USER.to_owned()];
         for (path, source) in &self.entries {
-            let Some(value) = source.value(user) else {
+            let Some(value) = source.value(user, now) else {
                 continue;
             };
             let value = match value {
@@ -328,11 +329,11 @@ impl Mapping {
 
     /// The mapped attributes where `remote` differs from what `user` would
     /// be pushed as (an absent value equals `null`).
-    pub fn differences(&self, user: &Principal, remote: &Value) -> Vec<String> {
+    pub fn differences(&self, user: &Principal, remote: &Value, now: Timestamp) -> Vec<String> {
         self.entries
             .iter()
             .filter(|(path, source)| {
-                let want = source.value(user);
+                let want = source.value(user, now);
                 let as_string = want.as_ref().is_some_and(Value::is_string);
                 path.read(remote, as_string) != want.as_ref()
             })
@@ -351,8 +352,12 @@ impl TargetPath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use idplane_core::directory::PrincipalKind;
+    use idplane_core::directory::{PrincipalKind, Status};
     use idplane_core::{PrincipalId, TenantId};
+
+    fn now() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
 
     fn user() -> Principal {
         let at = "2026-01-01T00:00:00Z".parse().unwrap();
@@ -386,7 +391,7 @@ mod tests {
     fn the_default_mapping_renders_core_and_enterprise_attributes() {
         let m = Mapping::from_json(&Mapping::default_json()).unwrap();
         let u = user();
-        let r = m.render_user(&u);
+        let r = m.render_user(&u, now());
         assert_eq!(r["externalId"], json!(u.id.to_string()));
         assert_eq!(r["userName"], "ada");
         assert_eq!(r["displayName"], "Ada Lovelace");
@@ -400,7 +405,23 @@ mod tests {
         assert_eq!(r["schemas"], json!([USER, ENTERPRISE_USER]));
         // Absent values are left out rather than sent as null.
         assert!(r.get("title").is_none());
-        assert!(m.differences(&u, &r).is_empty());
+        assert!(m.differences(&u, &r, now()).is_empty());
+    }
+
+    #[test]
+    fn active_follows_status_and_dates() {
+        let m = Mapping::from_json(&json!({"userName": "userName", "active": "active"})).unwrap();
+        let mut u = user();
+        assert_eq!(m.render_user(&u, now())["active"], true);
+        u.start_date = Some("2026-07-01T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            m.render_user(&u, now())["active"],
+            false,
+            "a joiner before the start date"
+        );
+        u.start_date = None;
+        u.status = Status::Suspended;
+        assert_eq!(m.render_user(&u, now())["active"], false);
     }
 
     #[test]
@@ -412,7 +433,7 @@ mod tests {
             "urn:example:ext:1.0:User:dept": "attributes.department",
         }))
         .unwrap();
-        let r = m.render_user(&user());
+        let r = m.render_user(&user(), now());
         assert_eq!(r["userName"], "ada@example.com");
         assert_eq!(r["name"]["givenName"], "Ada");
         assert_eq!(r["nickName"], "HR-7", "the core URN prefix is dropped");
@@ -424,7 +445,7 @@ mod tests {
     fn differences_name_the_drifted_attributes() {
         let m = Mapping::from_json(&Mapping::default_json()).unwrap();
         let u = user();
-        let mut remote = m.render_user(&u);
+        let mut remote = m.render_user(&u, now());
         remote["DISPLAYNAME"] = json!("Ada L.");
         remote.as_object_mut().unwrap().remove("displayName");
         remote["emails"] = json!([
@@ -434,7 +455,7 @@ mod tests {
         remote[ENTERPRISE_USER]["department"] = json!("Sales");
         remote["title"] = json!(null);
         remote["active"] = json!(false);
-        let diff = m.differences(&u, &remote);
+        let diff = m.differences(&u, &remote, now());
         assert_eq!(
             diff,
             vec![

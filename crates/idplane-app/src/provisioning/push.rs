@@ -131,7 +131,7 @@ async fn plan(
     Ok(match p.kind {
         PrincipalKind::User if wanted && p.status != Status::Deprovisioned => {
             let mapping = Mapping::from_json(&target.mapping)?;
-            Plan::Upsert(Endpoint::Users, mapping.render_user(p))
+            Plan::Upsert(Endpoint::Users, mapping.render_user(p, ctx.now))
         }
         PrincipalKind::User if wanted || link.is_some() => Plan::Deactivate,
         PrincipalKind::Group if wanted => {

@@ -123,7 +123,7 @@ impl App {
             start += users.len() as u64;
             report.remote_users += users.len() as u64;
             for remote in &users {
-                compare(&mapping, &expected, remote, &mut seen, &mut report);
+                compare(ctx, &mapping, &expected, remote, &mut seen, &mut report);
             }
             if start > total || report.remote_users >= MAX_REMOTE_USERS {
                 break;
@@ -167,6 +167,7 @@ impl App {
 
 /// Sorts one remote user into the report.
 fn compare(
+    ctx: &Ctx,
     mapping: &Mapping,
     expected: &HashMap<PrincipalId, Principal>,
     remote: &Value,
@@ -198,7 +199,7 @@ fn compare(
             Vec::new()
         }
     } else {
-        mapping.differences(p, remote)
+        mapping.differences(p, remote, ctx.now)
     };
     if !attributes.is_empty() {
         report.different.push(DriftedUser {
