@@ -34,6 +34,8 @@ pub enum JobKind {
     UserEnd,
     /// Tells a contractor's sponsor that the engagement ends soon.
     ContractorReminder,
+    /// Pushes a principal's latest state to a connected application.
+    ScimPush,
 }
 
 impl JobKind {
@@ -43,6 +45,7 @@ impl JobKind {
             Self::UserStart => "user.start",
             Self::UserEnd => "user.end",
             Self::ContractorReminder => "contractor.reminder",
+            Self::ScimPush => "scim.push",
         }
     }
 
@@ -52,6 +55,7 @@ impl JobKind {
             "user.start" => Self::UserStart,
             "user.end" => Self::UserEnd,
             "contractor.reminder" => Self::ContractorReminder,
+            "scim.push" => Self::ScimPush,
             _ => return None,
         })
     }
@@ -86,7 +90,23 @@ pub(crate) async fn cancel(tx: &mut WriteTx, ctx: &Ctx, kind: JobKind, key: &str
 /// Completes `job` inside the transaction of its effect; refused when
 /// `runner` lost the lease (the caller's transaction must then not commit).
 pub(crate) async fn complete(tx: &mut WriteTx, ctx: &Ctx, job: &Job, runner: &str) -> Result<()> {
-    match jobs::complete(tx, job, runner, ctx.now).await {
+    lease_held(jobs::complete(tx, job, runner, ctx.now).await)
+}
+
+/// Dead-letters `job` at once inside `tx` (an error no retry can fix);
+/// refused like [`complete`] when `runner` lost the lease.
+pub(crate) async fn bury(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    job: &Job,
+    runner: &str,
+    error: &str,
+) -> Result<()> {
+    lease_held(jobs::bury(tx, job, runner, error, ctx.now).await)
+}
+
+fn lease_held(done: idplane_store::Result<()>) -> Result<()> {
+    match done {
         Err(StoreError::LeaseLost(id)) => Err(AppError::Conflict(format!(
             "the lease on job {id} was lost; its new holder runs it"
         ))),
@@ -166,6 +186,7 @@ impl App {
             JobKind::ContractorReminder => {
                 dates::contractor_reminder(self, &ctx, job, runner).await
             }
+            JobKind::ScimPush => crate::provisioning::push::push(self, &ctx, job, runner).await,
         }
     }
 
@@ -219,6 +240,7 @@ mod tests {
             JobKind::UserStart,
             JobKind::UserEnd,
             JobKind::ContractorReminder,
+            JobKind::ScimPush,
         ] {
             assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
         }

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod oidc;
 pub mod outbound;
 pub mod policy;
+pub mod provisioning;
 pub mod scim;
 pub mod tokens;
 

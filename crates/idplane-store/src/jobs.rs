@@ -13,7 +13,8 @@
 //!   at all; it is refused once the lease was lost (expired and taken over,
 //!   or the job rescheduled meanwhile).
 //! - [`fail`] records an error and when to retry; after [`MAX_ATTEMPTS`]
-//!   the job is dead (kept for an administrator to see).
+//!   the job is dead (kept for an administrator to see). [`bury`] makes it
+//!   dead at once, for errors no retry can fix.
 //!
 //! Keys name what a job is about: `SUBJECT` or `SUBJECT:DISCRIMINATOR`
 //! (e.g. a user id, or `USER:14d` for one of several reminders), so that
@@ -278,6 +279,36 @@ pub async fn fail(
     };
     let state: String = row.try_get("state")?;
     JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state `{state}`")))
+}
+
+/// Dead-letters `job` at once with `error`, inside the transaction that
+/// records why (a target refused a request that retrying cannot fix).
+/// [`StoreError::LeaseLost`] when `runner` no longer holds the lease.
+pub async fn bury(
+    tx: &mut WriteTx,
+    job: &Job,
+    runner: &str,
+    error: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let error: String = error.chars().take(MAX_ERROR_LEN).collect();
+    let sql = format!(
+        "UPDATE jobs SET attempts = attempts + 1, last_error = $4, state = 'dead', \
+         lease_owner = NULL, lease_until = NULL, updated_at = $5 WHERE {LEASE_HELD}"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&job.id)
+        .bind(runner)
+        .bind(job.lease_until.map(millis))
+        .bind(error)
+        .bind(millis(now))
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost(job.id.clone()))
+    }
 }
 
 /// The job of `kind` and `key`, whatever its state.

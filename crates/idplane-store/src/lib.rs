@@ -27,6 +27,7 @@ pub mod passkeys;
 pub mod policies;
 pub mod principal_query;
 pub mod principals;
+pub mod provisioning;
 pub mod resources;
 pub mod roles;
 pub mod seen_jtis;

@@ -193,6 +193,8 @@ pub(crate) async fn stage_add_member(
         created_at: ctx.now,
     };
     principals::upsert_membership(tx, ctx.tenant, &membership).await?;
+    crate::provisioning::enqueue_pushes(tx, ctx, group.id).await?;
+    crate::provisioning::enqueue_member_pushes(tx, ctx, member).await?;
     let event = AuditEvent::new(ctx, "group.member.add", Some(target(group))).with_details(json!({
         "member": target(member),
         "expires_at": expires_at,
@@ -213,6 +215,8 @@ pub(crate) async fn stage_remove_member(
             member.name, group.name
         )));
     }
+    crate::provisioning::enqueue_pushes(tx, ctx, group.id).await?;
+    crate::provisioning::enqueue_member_pushes(tx, ctx, member).await?;
     Ok(
         AuditEvent::new(ctx, "group.member.remove", Some(target(group)))
             .with_details(json!({"member": target(member)})),

@@ -373,6 +373,7 @@ impl App {
         }
         crate::lifecycle::schedule_user_jobs(tx, ctx, Some(current), &next).await?;
         events.extend(birthright(tx, ctx, &next, Some(current), rules).await?);
+        crate::provisioning::enqueue_pushes(tx, ctx, next.id).await?;
         Ok(Staged {
             principal: next,
             events,
@@ -431,6 +432,8 @@ pub(crate) async fn stage_delete(tx: &mut WriteTx, ctx: &Ctx, p: &Principal) -> 
             p.name
         )));
     }
+    // Before the deletion: the pushes need the principal's remote ids.
+    crate::provisioning::before_delete(tx, ctx, p).await?;
     principals::delete(tx, ctx.tenant, p.id).await?;
     idplane_store::jobs::cancel_subject(tx, ctx.tenant, &p.id.to_string()).await?;
     Ok(
@@ -488,6 +491,7 @@ pub(crate) async fn stage_principal(
     check_accountable(tx, ctx, p).await?;
     principals::insert(tx, p, &name_key(&p.name)).await?;
     crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
+    crate::provisioning::enqueue_pushes(tx, ctx, p.id).await?;
     let mut events = vec![
         AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
             .with_details(json!({"name": p.name, "status": p.status})),

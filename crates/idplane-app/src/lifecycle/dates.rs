@@ -155,6 +155,8 @@ pub(crate) async fn user_start(app: &App, ctx: &Ctx, job: &Job, runner: &str) ->
     if user.status == Status::Deprovisioned {
         return skip(tx, ctx, job, runner, ACTION, Some(&user), "deprovisioned").await;
     }
+    // Connected applications learn that the account is active now.
+    crate::provisioning::enqueue_pushes(&mut tx, ctx, user.id).await?;
     jobs::complete(&mut tx, ctx, job, runner).await?;
     tx.commit(
         AuditEvent::new(ctx, ACTION, Some(target(&user))).with_details(json!({

@@ -160,6 +160,9 @@ pub(crate) async fn stage_leaver(
         }
     }
     let jobs_cancelled = store_jobs::cancel_subject(tx, ctx.tenant, &user.id.to_string()).await?;
+    // After the cancellation, which spares pushes (keyed by target): the
+    // connected applications learn of the deprovisioning.
+    crate::provisioning::enqueue_pushes(tx, ctx, user.id).await?;
     // Privileged access (PAM) plugs in here once it exists: checked-out
     // credentials and standing privileged grants end with the rest.
 
@@ -210,6 +213,7 @@ async fn remove_memberships(tx: &mut WriteTx, ctx: &Ctx, user: PrincipalId) -> R
     for m in principals::memberships_of(tx, user).await? {
         let group = principals::by_id(tx, ctx.tenant, m.group_id).await?;
         principals::delete_membership(tx, m.group_id, user).await?;
+        crate::provisioning::enqueue_pushes(tx, ctx, m.group_id).await?;
         removed.push(json!({
             "group_id": m.group_id.to_string(),
             "group": group.map(|g| g.name),

@@ -17,6 +17,7 @@ mod keys;
 mod output;
 mod policy;
 mod policy_files;
+mod provisioning;
 mod roles;
 
 use crate::client::output::outln;
@@ -132,6 +133,14 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: admin::TokenCommand,
+    },
+    /// Outbound provisioning: connected applications that receive users
+    /// and groups over SCIM, and reconciliation against them.
+    Provisioning {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: provisioning::ProvisioningCommand,
     },
     /// Token signing keys (needs a token valid for every tenant).
     Keys {
@@ -294,6 +303,9 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
             admin::token(&api::Api::new(&conn)?, &conn, command).await?
         }
         ClientCommand::Keys { conn, command } => keys::run(&api::Api::new(&conn)?, command).await?,
+        ClientCommand::Provisioning { conn, command } => {
+            provisioning::run(&api::Api::new(&conn)?, command).await?
+        }
         ClientCommand::Events { conn, filter } => {
             admin::events(&api::Api::new(&conn)?, filter).await?
         }

@@ -27,6 +27,7 @@ mod lifecycle;
 mod oidc;
 mod oidc_flows;
 mod ops;
+mod provisioning;
 mod registration;
 mod scim;
 mod support;

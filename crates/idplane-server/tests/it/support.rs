@@ -2,7 +2,7 @@
 //! a bounded wait for `/healthz`, and the process killed on drop.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +68,9 @@ pub struct TestServer {
     /// The dev-mode root token (empty outside dev mode).
     pub root: String,
     pub client: reqwest::Client,
+    /// The data directory.
+    data: PathBuf,
+    issuer_is_address: bool,
     /// Owns the data directory when the server created it.
     _dir: Option<tempfile::TempDir>,
 }
@@ -107,49 +110,8 @@ impl TestServer {
         // The port is free when picked, but another test may take it before
         // the child binds it: retry on a new port in that case only.
         for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = idplane();
-            cmd.arg("serve")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--data")
-                .arg(data);
-            if dev {
-                cmd.arg("--dev").arg("--dev-root-token").arg(&root);
-            }
-            if issuer_is_address {
-                cmd.arg("--issuer").arg(format!("http://127.0.0.1:{port}"));
-            }
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().expect("spawn idplane serve");
-            let stderr = Arc::new(Mutex::new(String::new()));
-            let pipe = child.stderr.take().expect("stderr pipe");
-            let sink = stderr.clone();
-            // Drain stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Ok(mut s) = sink.lock() {
-                        s.push_str(&line);
-                        s.push('\n');
-                    }
-                }
-            });
-            let mut server = TestServer {
-                child: Some(child),
-                stderr,
-                base: format!("http://127.0.0.1:{port}"),
-                root: root.clone(),
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .expect("http client"),
-                _dir: None,
-            };
-            match server.wait_healthy().await {
-                Ok(()) => return server,
+            match Self::launch(data, dev, issuer_is_address, free_port(), &root).await {
+                Ok(server) => return server,
                 Err(e) => {
                     last_error = e;
                     if !last_error.contains("cannot listen") {
@@ -159,6 +121,77 @@ impl TestServer {
             }
         }
         panic!("idplane did not start: {last_error}");
+    }
+
+    /// Stops the server (if running) and starts it again on the same port,
+    /// data directory and root token, as after an outage.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            self.terminate().await;
+        }
+        let port: u16 = self
+            .base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in base URL");
+        let (data, dev) = (self.data.clone(), !self.root.is_empty());
+        let started = Self::launch(&data, dev, self.issuer_is_address, port, &self.root).await;
+        let mut server = started.unwrap_or_else(|e| panic!("idplane did not restart: {e}"));
+        server._dir = self._dir.take();
+        *self = server;
+    }
+
+    async fn launch(
+        data: &Path,
+        dev: bool,
+        issuer_is_address: bool,
+        port: u16,
+        root: &str,
+    ) -> Result<Self, String> {
+        let mut cmd = idplane();
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data")
+            .arg(data);
+        if dev {
+            cmd.arg("--dev").arg("--dev-root-token").arg(root);
+        }
+        if issuer_is_address {
+            cmd.arg("--issuer").arg(format!("http://127.0.0.1:{port}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn idplane serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr pipe");
+        let sink = stderr.clone();
+        // Drain stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let mut server = TestServer {
+            child: Some(child),
+            stderr,
+            base: format!("http://127.0.0.1:{port}"),
+            root: root.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            data: data.to_owned(),
+            issuer_is_address,
+            _dir: None,
+        };
+        server.wait_healthy().await.map(|()| server)
     }
 
     /// Polls `/healthz` until it answers 200, the process dies, or time runs out.

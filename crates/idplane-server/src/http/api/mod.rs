@@ -13,6 +13,7 @@ mod keys;
 mod lifecycle;
 mod policies;
 mod principals;
+mod provisioning;
 mod resources;
 mod roles;
 mod tenants;
@@ -77,6 +78,7 @@ fn tenant_scoped() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(policies::routes())
         .merge(hr::routes())
+        .merge(provisioning::routes())
 }
 
 /// Cursor pagination parameters.
