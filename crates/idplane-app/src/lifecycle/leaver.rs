@@ -326,6 +326,7 @@ async fn hand_over(
             current: dependant.version,
         });
     }
+    crate::provisioning::enqueue_pushes(tx, ctx, next.id).await?;
     let mut changed = vec!["attributes"];
     if manager.is_some() {
         changed.insert(0, column);

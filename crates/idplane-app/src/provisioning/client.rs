@@ -145,7 +145,11 @@ impl ScimClient {
                 endpoint.path()
             )));
         }
-        Ok(list_resources(body.as_ref())?.into_iter().next())
+        // Only a resource that really carries the id: a target that ignores
+        // the filter must not have some other user overwritten.
+        Ok(list_resources(body.as_ref())?
+            .into_iter()
+            .find(|r| r.get("externalId").and_then(Value::as_str) == Some(external_id)))
     }
 
     /// Creates a resource; returns the target's id for it.
