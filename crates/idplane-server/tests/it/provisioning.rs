@@ -295,9 +295,24 @@ async fn users_and_groups_reach_the_application_through_outages_and_drift() {
     // Mallory is reported, never touched.
     assert_eq!(again["unknown"].as_array().unwrap().len(), 1, "{again}");
 
+    // Deletions upstream delete the copies, by the remote ids kept.
+    for path in [
+        format!("/api/v1/groups/{eng_id}"),
+        format!("/api/v1/users/{bob_id}"),
+    ] {
+        let r = up.req(Method::DELETE, &path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{path}");
+    }
+    eventually(DELIVERY, "eng and bob deleted", || async {
+        let gone = remote_group(&down, &scim, &eng_id).await.is_none()
+            && remote_user(&down, &scim, &bob_id).await.is_none();
+        gone.then_some(())
+    })
+    .await;
+
     // Every push is audited with its outcome; the token is nowhere.
     let pushes = up.audit_query("&action=provisioning.push").await;
-    for outcome in ["created", "updated", "deactivated", "failed"] {
+    for outcome in ["created", "updated", "deactivated", "deleted", "failed"] {
         assert!(
             pushes.iter().any(|e| e["details"]["outcome"] == outcome),
             "no {outcome} push audited"
