@@ -25,7 +25,7 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     #[command(flatten)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
 }
 
 /// Where the database is, for offline tools.
@@ -76,6 +76,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Audit(cmd) => crate::offline::run(cmd).await,
-        Command::Client(cmd) => crate::client::run(cmd).await,
+        Command::Client(cmd) => crate::client::run(*cmd).await,
     }
 }

@@ -399,18 +399,15 @@ async fn search_all(
     ScimBody(body): ScimBody,
 ) -> ScimResponse {
     let req = SearchRequest::parse(body)?;
-    let projections = [
-        (ResourceType::User, req.projection(ResourceType::User)?),
-        (ResourceType::Group, req.projection(ResourceType::Group)?),
-    ];
+    let users = req.projection(ResourceType::User)?;
+    let groups = req.projection(ResourceType::Group)?;
     let mut page = state.app.scim_search_all(&caller.ctx, &req.query()).await?;
     if let Some(Value::Array(items)) = page.get_mut("Resources") {
         for item in items.iter_mut() {
-            let rt = match item["meta"]["resourceType"].as_str() {
-                Some("Group") => ResourceType::Group,
-                _ => ResourceType::User,
+            let (rt, projection) = match item["meta"]["resourceType"].as_str() {
+                Some("Group") => (ResourceType::Group, &groups),
+                _ => (ResourceType::User, &users),
             };
-            let projection = &projections.iter().find(|(t, _)| *t == rt).expect("both").1;
             *item = projection.apply(rt, std::mem::take(item));
         }
     }

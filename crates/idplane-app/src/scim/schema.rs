@@ -88,12 +88,29 @@ fn find<'a>(attrs: &'a [AttrDef], name: &str) -> Option<&'a AttrDef> {
 
 const SCHEMAS_JSON: &str = include_str!("schemas.json");
 
-static SCHEMAS: LazyLock<Vec<SchemaDef>> =
-    LazyLock::new(|| serde_json::from_str(SCHEMAS_JSON).expect("schemas.json is valid"));
+static SCHEMAS: LazyLock<Vec<SchemaDef>> = LazyLock::new(|| compiled_in(SCHEMAS_JSON));
+static SCHEMA_DOCS: LazyLock<Vec<Value>> = LazyLock::new(|| compiled_in(SCHEMAS_JSON));
+
+#[expect(
+    clippy::expect_used,
+    reason = "compiled-in data, parsed by a unit test: it cannot fail at run time"
+)]
+fn compiled_in<T: serde::de::DeserializeOwned>(json: &str) -> T {
+    serde_json::from_str(json).expect("schemas.json is valid")
+}
 
 /// The schema with URN `id`.
 pub fn schema(id: &str) -> Option<&'static SchemaDef> {
     SCHEMAS.iter().find(|s| s.id.eq_ignore_ascii_case(id))
+}
+
+/// A schema this module names by its URN constant.
+#[expect(
+    clippy::expect_used,
+    reason = "every URN constant has its schema in schemas.json, as a unit test checks"
+)]
+fn known(id: &str) -> &'static SchemaDef {
+    schema(id).expect("a compiled-in schema")
 }
 
 /// A SCIM resource type and the schemas its resources carry.
@@ -120,11 +137,10 @@ impl ResourceType {
     }
 
     pub fn core(self) -> &'static SchemaDef {
-        schema(match self {
+        known(match self {
             Self::User => USER,
             Self::Group => GROUP,
         })
-        .expect("core schema present")
     }
 
     pub fn extensions(self) -> &'static [&'static str] {
@@ -210,7 +226,7 @@ pub fn check_resource(rt: ResourceType, body: &Value) -> Result<Checked, ScimErr
                     "`{key}` must be an object"
                 )));
             };
-            let def = schema(urn).expect("extension schema present");
+            let def = known(urn);
             let mut out = Map::new();
             for (name, v) in attrs {
                 check_into(def, name, v, &mut out)?;
@@ -343,8 +359,9 @@ fn type_name(kind: AttrType) -> &'static str {
 
 /// The `Schemas` resources (RFC 7644 §4), each with its `meta`.
 pub fn schema_resources(base: &str) -> Vec<Value> {
-    let raw: Vec<Value> = serde_json::from_str(SCHEMAS_JSON).expect("schemas.json is valid");
-    raw.into_iter()
+    SCHEMA_DOCS
+        .iter()
+        .cloned()
         .map(|mut s| {
             let id = s["id"].as_str().unwrap_or_default().to_owned();
             s["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:Schema"]);
@@ -398,4 +415,20 @@ pub fn service_provider_config(base: &str) -> Value {
         }],
         "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_schema_is_compiled_in() {
+        for urn in [USER, GROUP, ENTERPRISE_USER, LIFECYCLE_USER] {
+            assert!(schema(urn).is_some(), "{urn}");
+        }
+        assert_eq!(SCHEMA_DOCS.len(), SCHEMAS.len());
+        for rt in [ResourceType::User, ResourceType::Group] {
+            assert!(rt.extensions().iter().all(|u| schema(u).is_some()));
+        }
+    }
 }
