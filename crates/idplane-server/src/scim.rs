@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/{resource}/.search", post(search))
         .route(
             "/{resource}/{id}",
-            get(read).put(replace).patch(patch).delete(delete),
+            get(read).put(write).patch(write).delete(delete),
         )
         .fallback(not_found);
     Router::new().nest(BASE, scim)
@@ -477,9 +477,11 @@ async fn read(
     ))
 }
 
-async fn replace(
+/// PUT replaces a resource, PATCH applies operations to it.
+async fn write(
     State(state): State<AppState>,
     caller: ScimCaller,
+    method: Method,
     Path((resource, id)): Path<(String, String)>,
     Query(params): Query<ProjectionParams>,
     headers: HeaderMap,
@@ -488,31 +490,13 @@ async fn replace(
     let rt = resource_type(&resource)?;
     let projection = params.projection(rt)?;
     let version = if_match(&headers)?;
-    let written = state
-        .app
-        .scim_replace(&caller.ctx, rt, &id, &body, version)
-        .await?;
-    Ok(resource_response(
-        StatusCode::OK,
-        projection.apply(rt, written),
-    ))
-}
-
-async fn patch(
-    State(state): State<AppState>,
-    caller: ScimCaller,
-    Path((resource, id)): Path<(String, String)>,
-    Query(params): Query<ProjectionParams>,
-    headers: HeaderMap,
-    ScimBody(body): ScimBody,
-) -> ScimResponse {
-    let rt = resource_type(&resource)?;
-    let projection = params.projection(rt)?;
-    let version = if_match(&headers)?;
-    let written = state
-        .app
-        .scim_patch(&caller.ctx, rt, &id, &body, version)
-        .await?;
+    let app = &state.app;
+    let written = if method == Method::PATCH {
+        app.scim_patch(&caller.ctx, rt, &id, &body, version).await?
+    } else {
+        app.scim_replace(&caller.ctx, rt, &id, &body, version)
+            .await?
+    };
     Ok(resource_response(
         StatusCode::OK,
         projection.apply(rt, written),

@@ -1,7 +1,7 @@
 //! SCIM `Group` resources ↔ directory groups and their direct members.
 
 use idplane_core::directory::{
-    Principal, PrincipalKind, Status, normalize_external_id, normalize_group_name,
+    Principal, PrincipalKind, normalize_external_id, normalize_group_name,
 };
 use idplane_core::{Ctx, PrincipalId};
 use idplane_store::{Conn, principals};
@@ -41,27 +41,7 @@ impl GroupFields {
     }
 
     pub fn to_new_group(&self, ctx: &Ctx) -> Result<Principal, ScimError> {
-        let group = Principal {
-            id: PrincipalId::generate(),
-            tenant_id: ctx.tenant,
-            kind: PrincipalKind::Group,
-            name: String::new(),
-            display_name: None,
-            email: None,
-            external_id: None,
-            status: Status::Active,
-            user_type: None,
-            start_date: None,
-            end_date: None,
-            sponsor_id: None,
-            owner_id: None,
-            purpose: None,
-            expires_at: None,
-            attributes: Map::new(),
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            version: 1,
-        };
+        let group = super::blank(ctx, PrincipalKind::Group);
         self.apply_to(&group)
     }
 

@@ -57,6 +57,31 @@ pub fn parse_if_match(value: &str) -> Result<Option<i64>, ScimError> {
         .map_err(|_| ScimError::new(412, None, format!("unknown entity tag `{value}`")))
 }
 
+/// A principal of `kind` with nothing set yet, for a SCIM body to fill.
+fn blank(ctx: &idplane_core::Ctx, kind: idplane_core::directory::PrincipalKind) -> Principal {
+    Principal {
+        id: PrincipalId::generate(),
+        tenant_id: ctx.tenant,
+        kind,
+        name: String::new(),
+        display_name: None,
+        email: None,
+        external_id: None,
+        status: idplane_core::directory::Status::Active,
+        user_type: None,
+        start_date: None,
+        end_date: None,
+        sponsor_id: None,
+        owner_id: None,
+        purpose: None,
+        expires_at: None,
+        attributes: serde_json::Map::new(),
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        version: 1,
+    }
+}
+
 /// The `meta` of a resource.
 fn meta(base: &str, rt: ResourceType, p: &Principal) -> Value {
     json!({

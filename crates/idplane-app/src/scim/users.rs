@@ -144,27 +144,7 @@ impl UserFields {
 
     /// A new user from these fields.
     pub fn to_new_user(&self, ctx: &Ctx) -> Result<Principal, ScimError> {
-        let base = Principal {
-            id: PrincipalId::generate(),
-            tenant_id: ctx.tenant,
-            kind: PrincipalKind::User,
-            name: String::new(),
-            display_name: None,
-            email: None,
-            external_id: None,
-            status: Status::Active,
-            user_type: None,
-            start_date: None,
-            end_date: None,
-            sponsor_id: None,
-            owner_id: None,
-            purpose: None,
-            expires_at: None,
-            attributes: Map::new(),
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            version: 1,
-        };
+        let base = super::blank(ctx, PrincipalKind::User);
         let mut user = self.apply_to(&base)?;
         // A user provisioned inactive has nothing to revoke yet: suspended.
         if self.active == Some(false) {
