@@ -1,5 +1,5 @@
-//! Per-tenant settings documents (JSON): authentication policy, lifecycle
-//! settings and lifecycle rules.
+//! Per-tenant settings documents (JSON), one table each: the
+//! authentication policy, the lifecycle settings and the lifecycle rules.
 
 use idplane_core::{TenantId, Timestamp};
 use sqlx::Row;
@@ -7,85 +7,59 @@ use sqlx::Row;
 use crate::codec::millis;
 use crate::{Conn, Result, WriteTx};
 
-/// The tenant's authentication settings as stored JSON, if any were set.
-pub async fn auth_settings(conn: &mut impl Conn, tenant: TenantId) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT settings FROM tenant_auth_settings WHERE tenant_id = $1")
-        .bind(tenant.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
-    Ok(row.map(|r| r.try_get("settings")).transpose()?)
+/// Which per-tenant document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Document {
+    /// Authentication policy (factors, password rules, sessions).
+    Auth,
+    /// Lifecycle settings (the tenant's webhook).
+    Lifecycle,
+    /// Lifecycle rules (birthright, mover grace, leaver threshold).
+    LifecycleRules,
 }
 
-/// Replaces the tenant's authentication settings.
-pub async fn put_auth_settings(
-    tx: &mut WriteTx,
+impl Document {
+    /// The table and the column holding the JSON; constants, never input.
+    fn place(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Auth => ("tenant_auth_settings", "settings"),
+            Self::Lifecycle => ("tenant_lifecycle_settings", "settings"),
+            Self::LifecycleRules => ("tenant_lifecycle_rules", "rules"),
+        }
+    }
+}
+
+/// The tenant's document as stored JSON, if one was set.
+pub async fn document(
+    conn: &mut impl Conn,
+    doc: Document,
     tenant: TenantId,
-    settings: &str,
-    at: Timestamp,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tenant_auth_settings (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
-    )
+) -> Result<Option<String>> {
+    let (table, column) = doc.place();
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {column} AS doc FROM {table} WHERE tenant_id = $1"
+    )))
     .bind(tenant.to_string())
-    .bind(settings)
-    .bind(millis(at))
-    .execute(tx.conn())
+    .fetch_optional(conn.conn())
     .await?;
-    Ok(())
+    Ok(row.map(|r| r.try_get("doc")).transpose()?)
 }
 
-/// The tenant's lifecycle settings as stored JSON, if any were set.
-pub async fn lifecycle_settings(conn: &mut impl Conn, tenant: TenantId) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT settings FROM tenant_lifecycle_settings WHERE tenant_id = $1")
-        .bind(tenant.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
-    Ok(row.map(|r| r.try_get("settings")).transpose()?)
-}
-
-/// Replaces the tenant's lifecycle settings.
-pub async fn put_lifecycle_settings(
+/// Replaces the tenant's document.
+pub async fn put_document(
     tx: &mut WriteTx,
+    doc: Document,
     tenant: TenantId,
-    settings: &str,
+    json: &str,
     at: Timestamp,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tenant_lifecycle_settings (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
-    )
+    let (table, column) = doc.place();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (tenant_id, {column}, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at"
+    )))
     .bind(tenant.to_string())
-    .bind(settings)
-    .bind(millis(at))
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
-/// The tenant's lifecycle rules (birthright, mover grace, leaver threshold)
-/// as stored JSON, if any were set.
-pub async fn lifecycle_rules(conn: &mut impl Conn, tenant: TenantId) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT rules FROM tenant_lifecycle_rules WHERE tenant_id = $1")
-        .bind(tenant.to_string())
-        .fetch_optional(conn.conn())
-        .await?;
-    Ok(row.map(|r| r.try_get("rules")).transpose()?)
-}
-
-/// Replaces the tenant's lifecycle rules.
-pub async fn put_lifecycle_rules(
-    tx: &mut WriteTx,
-    tenant: TenantId,
-    rules: &str,
-    at: Timestamp,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tenant_lifecycle_rules (tenant_id, rules, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (tenant_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-    )
-    .bind(tenant.to_string())
-    .bind(rules)
+    .bind(json)
     .bind(millis(at))
     .execute(tx.conn())
     .await?;

@@ -134,7 +134,7 @@ impl App {
     /// The tenant's policy (the default, which asks nothing extra, if unset).
     pub async fn auth_policy(&self, ctx: &Ctx) -> Result<AuthPolicy> {
         let mut conn = self.store().read().await?;
-        match settings::auth_settings(&mut conn, ctx.tenant).await? {
+        match settings::document(&mut conn, settings::Document::Auth, ctx.tenant).await? {
             Some(text) => serde_json::from_str(&text)
                 .map_err(|e| AppError::Internal(format!("auth policy: {e}"))),
             None => Ok(AuthPolicy::default()),
@@ -176,7 +176,14 @@ impl App {
             }
         }
         let text = serde_json::to_string(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
-        settings::put_auth_settings(&mut tx, ctx.tenant, &text, ctx.now).await?;
+        settings::put_document(
+            &mut tx,
+            settings::Document::Auth,
+            ctx.tenant,
+            &text,
+            ctx.now,
+        )
+        .await?;
         let event = AuditEvent::new(
             ctx,
             "auth.policy.update",

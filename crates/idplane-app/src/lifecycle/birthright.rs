@@ -589,7 +589,7 @@ async fn resolve(
 }
 
 async fn read_rules(conn: &mut impl Conn, tenant: TenantId) -> Result<LifecycleRules> {
-    match settings::lifecycle_rules(conn, tenant).await? {
+    match settings::document(conn, settings::Document::LifecycleRules, tenant).await? {
         Some(text) => serde_json::from_str(&text)
             .map_err(|e| AppError::Internal(format!("lifecycle rules: {e}"))),
         None => Ok(LifecycleRules::default()),
@@ -639,7 +639,14 @@ impl App {
             return Err(ValidationError::new("birthright", missing.join("; ")).into());
         }
         let text = serde_json::to_string(&rules).map_err(|e| AppError::Internal(e.to_string()))?;
-        settings::put_lifecycle_rules(&mut tx, ctx.tenant, &text, ctx.now).await?;
+        settings::put_document(
+            &mut tx,
+            settings::Document::LifecycleRules,
+            ctx.tenant,
+            &text,
+            ctx.now,
+        )
+        .await?;
         let event = AuditEvent::new(
             ctx,
             "lifecycle.rules.update",

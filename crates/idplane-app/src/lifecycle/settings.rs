@@ -46,7 +46,7 @@ impl App {
     /// The tenant's lifecycle settings (the defaults when none were set).
     pub async fn lifecycle_settings(&self, ctx: &Ctx) -> Result<LifecycleSettings> {
         let mut conn = self.store().read().await?;
-        match settings::lifecycle_settings(&mut conn, ctx.tenant).await? {
+        match settings::document(&mut conn, settings::Document::Lifecycle, ctx.tenant).await? {
             Some(text) => serde_json::from_str(&text)
                 .map_err(|e| AppError::Internal(format!("stored lifecycle settings: {e}"))),
             None => Ok(LifecycleSettings::default()),
@@ -62,7 +62,14 @@ impl App {
         next.check()?;
         let text = serde_json::to_string(&next).map_err(|e| AppError::Internal(e.to_string()))?;
         let mut tx = self.store().write().await?;
-        settings::put_lifecycle_settings(&mut tx, ctx.tenant, &text, ctx.now).await?;
+        settings::put_document(
+            &mut tx,
+            settings::Document::Lifecycle,
+            ctx.tenant,
+            &text,
+            ctx.now,
+        )
+        .await?;
         tx.commit(
             AuditEvent::new(
                 ctx,
