@@ -107,19 +107,32 @@ fn the_core_does_no_io() {
 
 #[test]
 fn no_commit_without_an_audit_event() {
-    // The only transaction commit in the store is inside WriteTx::commit_all,
-    // right after the audit append.
-    let commits: Vec<_> = sources("idplane-store")
+    // A transaction is committed in two places: WriteTx::commit_all (its own
+    // transaction) and the SQLite group committer, whose units end only
+    // through Unit::commit, which commit_all calls. In commit_all the audit
+    // append precedes both.
+    let mut commits: Vec<_> = sources("idplane-store")
         .into_iter()
         .filter(|(_, text)| text.contains(".commit().await"))
+        .map(|(path, text)| (path.file_name().unwrap().to_owned(), text))
         .collect();
+    commits.sort();
+    let files: Vec<_> = commits.iter().map(|(name, _)| name.clone()).collect();
     assert_eq!(
-        commits.len(),
-        1,
+        files,
+        ["group.rs", "lib.rs"],
         "transactions are committed only by WriteTx"
     );
-    let (_, text) = &commits[0];
-    let append = text.find("audit::append(&mut self, events)").unwrap();
-    let commit = text.find("self.tx.commit().await").unwrap();
-    assert!(append < commit, "the audit append precedes the commit");
+    let lib = &commits[1].1;
+    let append = lib.find("audit::append(&mut self, events)").unwrap();
+    assert!(append < lib.find("tx.commit().await").unwrap());
+    assert!(append < lib.find("unit.commit(heads).await").unwrap());
+    let units_end = sources("idplane-store")
+        .iter()
+        .map(|(_, text)| text.matches("unit.commit(").count())
+        .sum::<usize>();
+    assert_eq!(
+        units_end, 1,
+        "a group unit ends only in WriteTx::commit_all"
+    );
 }

@@ -22,27 +22,46 @@ macro_rules! columns {
 }
 
 /// Appends events to their tenants' chains inside `tx`, in the order given
-/// per tenant. Heads are locked (PostgreSQL) or serialised by the single
-/// writer (SQLite), in tenant-id order so concurrent appenders cannot deadlock.
-pub(crate) async fn append(tx: &mut WriteTx, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>> {
+/// per tenant, and returns the records with the heads they moved (for the
+/// caller to write at commit). Heads are locked (PostgreSQL) or serialised
+/// by the single writer (SQLite), in tenant-id order so concurrent appenders
+/// cannot deadlock.
+pub(crate) async fn append(
+    tx: &mut WriteTx,
+    events: Vec<AuditEvent>,
+) -> Result<(Vec<AuditRecord>, Vec<(TenantId, ChainHead)>)> {
     let mut by_tenant: BTreeMap<TenantId, Vec<AuditEvent>> = BTreeMap::new();
     for event in events {
         by_tenant.entry(event.tenant_id).or_default().push(event);
     }
     let mut records = Vec::new();
+    let mut heads = Vec::with_capacity(by_tenant.len());
     for (tenant, events) in by_tenant {
-        let mut head = lock_head(tx, tenant).await?;
+        let mut head = match tx.moved_head(tenant) {
+            Some(head) => head,
+            None => lock_head(tx, tenant).await?,
+        };
         let start = records.len();
         records.extend(events.into_iter().map(|e| head.append(e)));
         insert_records(tx, records.get(start..).unwrap_or_default()).await?;
-        sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
-            .bind(head.seq)
-            .bind(&head.hash)
-            .bind(tenant.to_string())
-            .execute(tx.conn())
-            .await?;
+        heads.push((tenant, head));
     }
-    Ok(records)
+    Ok((records, heads))
+}
+
+/// Moves a tenant's chain head to `head`.
+pub(crate) async fn write_head(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    head: &ChainHead,
+) -> Result<()> {
+    sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(tenant.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {

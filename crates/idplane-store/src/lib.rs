@@ -37,6 +37,7 @@ pub mod tenants;
 pub mod tokens;
 
 mod codec;
+mod group;
 
 pub use codec::{Page, Paged};
 
@@ -44,7 +45,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idplane_core::audit::{AuditEvent, AuditRecord};
+use idplane_core::TenantId;
+use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
@@ -78,6 +80,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The group transaction this change was part of did not commit.
+    #[error("the write could not be committed: {0}")]
+    GroupCommit(String),
 }
 
 impl StoreError {
@@ -110,12 +115,14 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// The store: a pool for writes and a pool for reads (the same one on
 /// PostgreSQL; on SQLite a single writer connection, so writers queue in
-/// the process instead of failing with `SQLITE_BUSY`).
+/// the process instead of failing with `SQLITE_BUSY`, and their changes are
+/// group-committed, see [`group`]).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    group: Option<group::Group>,
 }
 
 impl Store {
@@ -139,6 +146,7 @@ impl Store {
                     .await?;
                 Store {
                     backend,
+                    group: Some(group::Group::start(writer.clone())),
                     writer,
                     reader,
                 }
@@ -173,6 +181,7 @@ impl Store {
                     backend,
                     writer: pool.clone(),
                     reader: pool,
+                    group: None,
                 }
             }
         };
@@ -210,8 +219,12 @@ impl Store {
 
     /// A write transaction. Commit it with [`WriteTx::commit`].
     pub async fn write(&self) -> Result<WriteTx> {
+        let inner = match &self.group {
+            Some(group) => Inner::Grouped(group.unit().await?),
+            None => Inner::Own(self.writer.begin().await?),
+        };
         Ok(WriteTx {
-            tx: self.writer.begin().await?,
+            inner,
             backend: self.backend,
         })
     }
@@ -225,6 +238,9 @@ impl Store {
 
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
+        if let Some(group) = &self.group {
+            group.flush().await;
+        }
         self.writer.close().await;
         self.reader.close().await;
     }
@@ -287,15 +303,32 @@ impl Conn for ReadConn {
 }
 
 /// A write transaction. Dropped without commit, it rolls back.
-#[derive(Debug)]
 pub struct WriteTx {
-    tx: Transaction<'static, Any>,
+    inner: Inner,
     backend: Backend,
+}
+
+enum Inner {
+    /// A transaction of its own (PostgreSQL).
+    Own(Transaction<'static, Any>),
+    /// A savepoint in the group transaction (SQLite).
+    Grouped(group::Unit),
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Conn for WriteTx {
     fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match &mut self.inner {
+            Inner::Own(tx) => tx,
+            Inner::Grouped(unit) => unit.state().conn(),
+        }
     }
     fn backend(&self) -> Backend {
         self.backend
@@ -314,8 +347,25 @@ impl WriteTx {
 
     /// Appends several events (possibly of several tenants) and commits.
     pub async fn commit_all(mut self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>> {
-        let records = audit::append(&mut self, events).await?;
-        self.tx.commit().await?;
+        let (records, heads) = audit::append(&mut self, events).await?;
+        match self.inner {
+            Inner::Own(mut tx) => {
+                for (tenant, head) in &heads {
+                    audit::write_head(&mut tx, *tenant, head).await?;
+                }
+                tx.commit().await?;
+            }
+            Inner::Grouped(unit) => unit.commit(heads).await?,
+        }
         Ok(records)
+    }
+
+    /// The chain head of `tenant` as this group transaction has moved it,
+    /// if it has.
+    fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead> {
+        match &mut self.inner {
+            Inner::Own(_) => None,
+            Inner::Grouped(unit) => unit.state().heads.get(&tenant).cloned(),
+        }
     }
 }

@@ -89,6 +89,9 @@ conformance! {
         => sqlite_a_dropped_write_leaves_neither_change_nor_event, postgres_a_dropped_write_leaves_neither_change_nor_event;
     commit_all_keeps_each_tenants_chain_contiguous
         => sqlite_commit_all_keeps_each_tenants_chain_contiguous, postgres_commit_all_keeps_each_tenants_chain_contiguous;
+    concurrent_writers_commit_alone_whatever_their_neighbours_do
+        => sqlite_concurrent_writers_commit_alone_whatever_their_neighbours_do,
+           postgres_concurrent_writers_commit_alone_whatever_their_neighbours_do;
     tampering_with_a_stored_record_fails_verification
         => sqlite_tampering_with_a_stored_record_fails_verification,
            postgres_tampering_with_a_stored_record_fails_verification;
@@ -2137,6 +2140,71 @@ async fn a_dropped_write_leaves_neither_change_nor_event(store: Store, _db: &Tes
     assert_eq!(next.seq, 2);
     assert_eq!(next.prev_hash, first[0].hash);
     verify(&all_records(&store, acme.id).await);
+}
+
+/// Writers that overlap (on SQLite they share one group-committed
+/// transaction) each keep their own outcome: a duplicate fails alone, a
+/// dropped writer leaves nothing, and everyone else's change and event are
+/// there with one contiguous chain.
+async fn concurrent_writers_commit_alone_whatever_their_neighbours_do(store: Store, _db: &TestDb) {
+    let acme = create_tenant(&store, "acme").await;
+    let writers = (0..96).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            // Every fifth name repeats an earlier writer's; every seventh
+            // writer gives up before committing.
+            let name = if i % 5 == 4 {
+                format!("user-{}", i - 1)
+            } else {
+                format!("user-{i}")
+            };
+            let mut tx = store.write().await.unwrap();
+            let p = principal(acme.id, PrincipalKind::User, &name);
+            let inserted = principals::insert(&mut tx, &p, &name).await;
+            if i % 7 == 6 {
+                return (name, false);
+            }
+            match inserted {
+                Ok(()) => {
+                    commit(tx, acme.id, "user.create").await;
+                    (name, true)
+                }
+                Err(StoreError::Duplicate(_)) => (name, false),
+                Err(e) => panic!("writer {i}: {e}"),
+            }
+        })
+    });
+    let mut committed = Vec::new();
+    for writer in writers.collect::<Vec<_>>() {
+        let (name, ok) = writer.await.unwrap();
+        if ok {
+            committed.push(name);
+        }
+    }
+    committed.sort();
+    let mut conn = read(&store).await;
+    let mut stored: Vec<String> = principals::list(
+        &mut conn,
+        acme.id,
+        &PrincipalFilter {
+            kind: Some(PrincipalKind::User),
+            ..Default::default()
+        },
+        &page(None, 500),
+    )
+    .await
+    .unwrap()
+    .items
+    .into_iter()
+    .map(|p| p.name)
+    .collect();
+    stored.sort();
+    drop(conn);
+    assert_eq!(stored, committed);
+    assert!(committed.len() > 50, "{}", committed.len());
+    let records = all_records(&store, acme.id).await;
+    assert_eq!(records.len(), committed.len() + 1);
+    verify(&records);
 }
 
 async fn commit_all_keeps_each_tenants_chain_contiguous(store: Store, _db: &TestDb) {

@@ -1,0 +1,207 @@
+//! Group commit for SQLite's single writer.
+//!
+//! SQLite allows one writer, and every commit costs an fsync. Rather than a
+//! transaction per change, the writes of concurrent requests run one after
+//! another inside one open transaction, each in its own savepoint, and a
+//! committer task commits them together: one fsync for the group, and the
+//! audit chain heads read once and written once per group.
+//!
+//! A unit keeps the guarantees of a transaction of its own. It sees the
+//! database as it is (including the units before it in the group) and
+//! nothing of it is visible to readers until its group commits. A unit
+//! dropped without commit is rolled back to its savepoint before the next
+//! unit starts, so it leaves nothing behind. [`crate::WriteTx::commit_all`]
+//! returns only once the group's COMMIT is durable, with its outcome: if the
+//! group's commit fails, every unit in it fails, and none of it was written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use idplane_core::TenantId;
+use idplane_core::audit::ChainHead;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
+
+use crate::{Result, StoreError};
+
+/// How long a unit waits for its turn before giving up, like a pool
+/// acquire timeout.
+const TURN_TIMEOUT: Duration = Duration::from_secs(30);
+
+const ROLLBACK_UNIT: &str = "ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit";
+
+/// The open group transaction and what its units left for the committer.
+pub(crate) struct GroupState {
+    writer: AnyPool,
+    tx: Option<Transaction<'static, Any>>,
+    /// A unit was dropped without commit: its savepoint is still open and
+    /// must be rolled back before anything else runs.
+    abandoned: bool,
+    /// Audit chain heads as this group has moved them, written at commit.
+    pub(crate) heads: HashMap<TenantId, ChainHead>,
+    /// Units that committed their savepoint, waiting for the group commit.
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+impl GroupState {
+    /// The open transaction's connection; a unit only exists while there
+    /// is one.
+    #[expect(clippy::expect_used, reason = "units are only made with an open transaction")]
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        self.tx
+            .as_mut()
+            .expect("a group unit always has an open transaction")
+    }
+
+    /// Ends an abandoned unit, opens the transaction if none is open and
+    /// starts a unit's savepoint.
+    async fn open_unit(&mut self) -> Result<()> {
+        if let Some(tx) = &mut self.tx
+            && std::mem::take(&mut self.abandoned)
+        {
+            tx.execute(ROLLBACK_UNIT).await?;
+        }
+        if self.tx.is_none() {
+            self.tx = Some(self.writer.begin().await?);
+        }
+        self.conn().execute("SAVEPOINT unit").await?;
+        Ok(())
+    }
+}
+
+/// The shared half of group commit: the state and the committer's signal.
+#[derive(Clone)]
+pub(crate) struct Group {
+    state: Arc<Mutex<GroupState>>,
+    kick: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Group")
+    }
+}
+
+impl Group {
+    /// Starts the committer task for `writer` (a pool of one connection).
+    pub(crate) fn start(writer: AnyPool) -> Self {
+        let group = Group {
+            state: Arc::new(Mutex::new(GroupState {
+                writer,
+                tx: None,
+                abandoned: false,
+                heads: HashMap::new(),
+                waiters: Vec::new(),
+            })),
+            kick: Arc::new(Notify::new()),
+        };
+        tokio::spawn(committer(Arc::downgrade(&group.state), group.kick.clone()));
+        group
+    }
+
+    /// Waits for the writer, opens the group transaction if none is open,
+    /// and starts a unit in a savepoint.
+    pub(crate) async fn unit(&self) -> Result<Unit> {
+        let mut guard = tokio::time::timeout(TURN_TIMEOUT, self.state.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+        if let Err(e) = guard.open_unit().await {
+            // Whatever is open is left for the committer to end.
+            drop(guard);
+            self.kick.notify_one();
+            return Err(e);
+        }
+        Ok(Unit {
+            guard,
+            kick: self.kick.clone(),
+            released: false,
+        })
+    }
+
+    /// Commits whatever is open; for shutdown.
+    pub(crate) async fn flush(&self) {
+        let mut state = self.state.lock().await;
+        commit_group(&mut state).await;
+    }
+}
+
+/// One change inside the group transaction, holding the writer's turn.
+pub(crate) struct Unit {
+    guard: OwnedMutexGuard<GroupState>,
+    kick: Arc<Notify>,
+    released: bool,
+}
+
+impl Unit {
+    pub(crate) fn state(&mut self) -> &mut GroupState {
+        &mut self.guard
+    }
+
+    /// Releases the savepoint with `heads` as the chain heads it moved,
+    /// gives up the turn and waits for the group commit.
+    pub(crate) async fn commit(mut self, heads: Vec<(TenantId, ChainHead)>) -> Result<()> {
+        // On error the unit is dropped, and so rolled back.
+        self.guard.conn().execute("RELEASE SAVEPOINT unit").await?;
+        self.released = true;
+        self.guard.heads.extend(heads);
+        let (done, outcome) = oneshot::channel();
+        self.guard.waiters.push(done);
+        drop(self);
+        match outcome.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::GroupCommit(message)),
+            Err(_) => Err(StoreError::GroupCommit("the committer stopped".into())),
+        }
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if !self.released {
+            self.guard.abandoned = true;
+        }
+        // The committer ends the group once the units queued behind this
+        // one have had their turn.
+        self.kick.notify_one();
+    }
+}
+
+/// Commits the open group whenever a unit asks. Taking the (fair) lock puts
+/// the committer behind the units already waiting, so a busy writer commits
+/// everything queued at once.
+async fn committer(state: std::sync::Weak<Mutex<GroupState>>, kick: Arc<Notify>) {
+    loop {
+        kick.notified().await;
+        let Some(state) = state.upgrade() else { return };
+        let mut guard = state.lock().await;
+        commit_group(&mut guard).await;
+    }
+}
+
+async fn commit_group(state: &mut GroupState) {
+    let Some(mut tx) = state.tx.take() else {
+        return;
+    };
+    let heads = std::mem::take(&mut state.heads);
+    let abandoned = std::mem::take(&mut state.abandoned);
+    let outcome = async {
+        if abandoned {
+            tx.execute(ROLLBACK_UNIT).await?;
+        }
+        for (tenant, head) in &heads {
+            crate::audit::write_head(&mut tx, *tenant, head).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    }
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, units = state.waiters.len(), "group commit failed");
+        e.to_string()
+    });
+    for waiter in state.waiters.drain(..) {
+        // A unit whose request went away no longer listens.
+        let _ = waiter.send(outcome.clone());
+    }
+}
