@@ -47,7 +47,10 @@ pub(crate) struct GroupState {
 impl GroupState {
     /// The open transaction's connection; a unit only exists while there
     /// is one.
-    #[expect(clippy::expect_used, reason = "units are only made with an open transaction")]
+    #[expect(
+        clippy::expect_used,
+        reason = "units are only made with an open transaction"
+    )]
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         self.tx
             .as_mut()
