@@ -7,12 +7,8 @@ use idplane_core::{TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{Sql, enum_col, id, millis, time, to_json};
+use crate::codec::{Sql, enum_col, id, insert_rows, millis, time, to_json};
 use crate::{Conn, Result, Store, StoreError, WriteTx};
-
-/// Rows per INSERT statement: 15 binds each stays far below both backends'
-/// bind-parameter limits.
-const ROWS_PER_INSERT: usize = 1000;
 
 macro_rules! columns {
     () => {
@@ -83,51 +79,32 @@ async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
 }
 
 async fn insert_records(tx: &mut WriteTx, records: &[AuditRecord]) -> Result<()> {
-    for chunk in records.chunks(ROWS_PER_INSERT) {
-        let details = chunk
-            .iter()
-            .map(|r| to_json(&r.event.details))
-            .collect::<Result<Vec<_>>>()?;
-        let mut q = Sql::new(
-            tx.backend(),
-            concat!("INSERT INTO audit_events (", columns!(), ") VALUES "),
-        );
-        for (i, (r, details)) in chunk.iter().zip(details).enumerate() {
+    insert_rows(
+        tx,
+        concat!("INSERT INTO audit_events (", columns!(), ") VALUES"),
+        "",
+        records,
+        |v, r| {
             let e = &r.event;
-            q.push(if i == 0 { "(" } else { ", (" });
-            q.bind(e.tenant_id.to_string())
-                .push(", ")
+            v.bind(e.tenant_id.to_string())
                 .bind(r.seq)
-                .push(", ")
                 .bind(e.id.to_string())
-                .push(", ")
                 .bind(millis(e.time))
-                .push(", ")
                 .bind(e.actor.clone())
-                .push(", ")
                 .bind(e.on_behalf_of.clone())
-                .push(", ")
                 .bind(e.action.clone())
-                .push(", ")
                 .bind(e.target.clone())
-                .push(", ")
                 .bind(e.outcome.as_str())
-                .push(", ")
                 .bind(e.source_ip.clone())
-                .push(", ")
                 .bind(e.user_agent.clone())
-                .push(", ")
                 .bind(e.request_id.clone())
-                .push(", ")
-                .bind(details)
-                .push(", ")
+                .bind(to_json(&e.details)?)
                 .bind(r.prev_hash.clone())
-                .push(", ")
-                .bind(r.hash.clone())
-                .push(")");
-        }
-        q.query()?.execute(tx.conn()).await?;
-    }
+                .bind(r.hash.clone());
+            Ok(())
+        },
+    )
+    .await?;
     Ok(())
 }
 

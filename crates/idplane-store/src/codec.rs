@@ -147,3 +147,57 @@ impl Sql {
         }
     }
 }
+
+/// One row's values in a multi-row `INSERT`, separated as they are bound.
+pub(crate) struct Values<'s> {
+    sql: &'s mut Sql,
+    first: bool,
+}
+
+impl Values<'_> {
+    pub(crate) fn bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        if !std::mem::take(&mut self.first) {
+            self.sql.push(", ");
+        }
+        self.sql.bind(value);
+        self
+    }
+}
+
+/// Inserts `rows` with as few statements as the bind limits allow:
+/// `head` is `INSERT INTO t (columns) VALUES`, `tail` what follows the
+/// values (an `ON CONFLICT` clause, or nothing), `row` binds one row.
+/// Every statement is a round trip (on SQLite a hand-off to its worker
+/// thread), so one statement for many rows is much cheaper than a loop.
+pub(crate) async fn insert_rows<T>(
+    conn: &mut impl crate::Conn,
+    head: &str,
+    tail: &str,
+    rows: &[T],
+    mut row: impl FnMut(&mut Values<'_>, &T) -> Result<()>,
+) -> Result<u64> {
+    /// Rows per statement: a few dozen binds each stays far below both
+    /// backends' bind-parameter limits (32,766 and 65,535).
+    const ROWS_PER_STATEMENT: usize = 500;
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(conn.backend(), head);
+        for (i, item) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { " (" } else { ", (" });
+            row(
+                &mut Values {
+                    sql: &mut sql,
+                    first: true,
+                },
+                item,
+            )?;
+            sql.push(")");
+        }
+        sql.push(tail);
+        inserted += sql.query()?.execute(conn.conn()).await?.rows_affected();
+    }
+    Ok(inserted)
+}

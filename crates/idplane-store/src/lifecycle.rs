@@ -5,7 +5,7 @@ use idplane_core::{PrincipalId, RoleId, TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{id, millis, opt_id, opt_millis, opt_time, time};
+use crate::codec::{id, insert_rows, millis, opt_id, opt_millis, opt_time, time};
 use crate::{Conn, Result, StoreError, WriteTx};
 
 /// What a birthright grant gives: a group membership or a role assignment.
@@ -98,40 +98,52 @@ pub async fn due_grants(
 
 /// Records a grant.
 pub async fn insert_grant(tx: &mut WriteTx, grant: &BirthrightGrant) -> Result<()> {
-    let (group, role) = grant.target.columns();
-    sqlx::query(
-        "INSERT INTO birthright_grants (tenant_id, principal_id, rule_id, group_id, role_id, granted_at, remove_after) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    insert_grants(tx, std::slice::from_ref(grant)).await
+}
+
+/// [`insert_grant`] for many, in as few statements as possible.
+pub async fn insert_grants(tx: &mut WriteTx, grants: &[BirthrightGrant]) -> Result<()> {
+    insert_rows(
+        tx,
+        "INSERT INTO birthright_grants \
+         (tenant_id, principal_id, rule_id, group_id, role_id, granted_at, remove_after) VALUES",
+        "",
+        grants,
+        |v, grant| {
+            let (group, role) = grant.target.columns();
+            v.bind(grant.tenant_id.to_string())
+                .bind(grant.principal_id.to_string())
+                .bind(grant.rule_id.clone())
+                .bind(group)
+                .bind(role)
+                .bind(millis(grant.granted_at))
+                .bind(opt_millis(grant.remove_after));
+            Ok(())
+        },
     )
-    .bind(grant.tenant_id.to_string())
-    .bind(grant.principal_id.to_string())
-    .bind(&grant.rule_id)
-    .bind(group)
-    .bind(role)
-    .bind(millis(grant.granted_at))
-    .bind(opt_millis(grant.remove_after))
-    .execute(tx.conn())
     .await
-    .map_err(|e| StoreError::unique(e, "this birthright grant"))?;
+    .map_err(|e| match e {
+        StoreError::Database(e) => StoreError::unique(e, "this birthright grant"),
+        other => other,
+    })?;
     Ok(())
 }
 
 /// Sets or clears when a grant goes. Returns whether the grant exists.
 pub async fn set_remove_after(
     tx: &mut WriteTx,
-    principal: PrincipalId,
-    rule_id: &str,
-    target: GrantTarget,
+    grant: &BirthrightGrant,
     remove_after: Option<Timestamp>,
 ) -> Result<bool> {
-    let (group, role) = target.columns();
+    let (group, role) = grant.target.columns();
     let done = sqlx::query(
-        "UPDATE birthright_grants SET remove_after = $1 WHERE principal_id = $2 AND rule_id = $3 \
-         AND group_id IS NOT DISTINCT FROM $4 AND role_id IS NOT DISTINCT FROM $5",
+        "UPDATE birthright_grants SET remove_after = $1 WHERE tenant_id = $2 AND principal_id = $3 \
+         AND rule_id = $4 AND group_id IS NOT DISTINCT FROM $5 AND role_id IS NOT DISTINCT FROM $6",
     )
     .bind(opt_millis(remove_after))
-    .bind(principal.to_string())
-    .bind(rule_id)
+    .bind(grant.tenant_id.to_string())
+    .bind(grant.principal_id.to_string())
+    .bind(&grant.rule_id)
     .bind(group)
     .bind(role)
     .execute(tx.conn())
@@ -141,28 +153,30 @@ pub async fn set_remove_after(
 
 /// Deletes every birthright grant of `principal` (a leaver loses the
 /// access itself; a rehire starts from nothing). Returns how many.
-pub async fn delete_grants_of(tx: &mut WriteTx, principal: PrincipalId) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM birthright_grants WHERE principal_id = $1")
-        .bind(principal.to_string())
-        .execute(tx.conn())
-        .await?;
+pub async fn delete_grants_of(
+    tx: &mut WriteTx,
+    tenant: TenantId,
+    principal: PrincipalId,
+) -> Result<u64> {
+    let done =
+        sqlx::query("DELETE FROM birthright_grants WHERE tenant_id = $1 AND principal_id = $2")
+            .bind(tenant.to_string())
+            .bind(principal.to_string())
+            .execute(tx.conn())
+            .await?;
     Ok(done.rows_affected())
 }
 
 /// Deletes a grant. Returns whether it existed.
-pub async fn delete_grant(
-    tx: &mut WriteTx,
-    principal: PrincipalId,
-    rule_id: &str,
-    target: GrantTarget,
-) -> Result<bool> {
-    let (group, role) = target.columns();
+pub async fn delete_grant(tx: &mut WriteTx, grant: &BirthrightGrant) -> Result<bool> {
+    let (group, role) = grant.target.columns();
     let done = sqlx::query(
-        "DELETE FROM birthright_grants WHERE principal_id = $1 AND rule_id = $2 \
-         AND group_id IS NOT DISTINCT FROM $3 AND role_id IS NOT DISTINCT FROM $4",
+        "DELETE FROM birthright_grants WHERE tenant_id = $1 AND principal_id = $2 AND rule_id = $3 \
+         AND group_id IS NOT DISTINCT FROM $4 AND role_id IS NOT DISTINCT FROM $5",
     )
-    .bind(principal.to_string())
-    .bind(rule_id)
+    .bind(grant.tenant_id.to_string())
+    .bind(grant.principal_id.to_string())
+    .bind(&grant.rule_id)
     .bind(group)
     .bind(role)
     .execute(tx.conn())
@@ -192,24 +206,36 @@ pub struct HrChange {
 
 /// Records an HR change.
 pub async fn insert_change(tx: &mut WriteTx, change: &HrChange) -> Result<()> {
-    sqlx::query(
+    insert_changes(tx, std::slice::from_ref(change)).await
+}
+
+/// [`insert_change`] for many, in as few statements as possible.
+pub async fn insert_changes(tx: &mut WriteTx, changes: &[HrChange]) -> Result<()> {
+    insert_rows(
+        tx,
         "INSERT INTO hr_changes (id, tenant_id, import_id, employee_id, principal_id, kind, \
-         effective_at, received_at, applied_at, deprovisioned_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         effective_at, received_at, applied_at, deprovisioned_at) VALUES",
+        "",
+        changes,
+        |v, change| {
+            v.bind(change.id.clone())
+                .bind(change.tenant_id.to_string())
+                .bind(change.import_id.clone())
+                .bind(change.employee_id.clone())
+                .bind(change.principal_id.to_string())
+                .bind(change.kind.clone())
+                .bind(opt_millis(change.effective_at))
+                .bind(millis(change.received_at))
+                .bind(opt_millis(change.applied_at))
+                .bind(opt_millis(change.deprovisioned_at));
+            Ok(())
+        },
     )
-    .bind(&change.id)
-    .bind(change.tenant_id.to_string())
-    .bind(&change.import_id)
-    .bind(&change.employee_id)
-    .bind(change.principal_id.to_string())
-    .bind(&change.kind)
-    .bind(opt_millis(change.effective_at))
-    .bind(millis(change.received_at))
-    .bind(opt_millis(change.applied_at))
-    .bind(opt_millis(change.deprovisioned_at))
-    .execute(tx.conn())
     .await
-    .map_err(|e| StoreError::unique(e, "this HR change"))?;
+    .map_err(|e| match e {
+        StoreError::Database(e) => StoreError::unique(e, "this HR change"),
+        other => other,
+    })?;
     Ok(())
 }
 

@@ -5,7 +5,9 @@ use idplane_core::{PrincipalId, TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{Sql, enum_col, id, json, millis, opt_id, opt_millis, opt_time, time, to_json};
+use crate::codec::{
+    Sql, enum_col, id, insert_rows, json, millis, opt_id, opt_millis, opt_time, time, to_json,
+};
 use crate::{Conn, Page, Paged, Result, StoreError, WriteTx};
 
 macro_rules! columns {
@@ -59,34 +61,49 @@ fn duplicate(e: sqlx::Error, kind: PrincipalKind) -> StoreError {
 
 /// Adds a principal. `name_key` is the case-insensitive uniqueness key.
 pub async fn insert(tx: &mut WriteTx, p: &Principal, name_key: &str) -> Result<()> {
-    sqlx::query(concat!(
-        "INSERT INTO principals (",
-        columns!(),
-        ", name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-    ))
-    .bind(p.id.to_string())
-    .bind(p.tenant_id.to_string())
-    .bind(p.kind.as_str())
-    .bind(&p.name)
-    .bind(p.display_name.as_deref())
-    .bind(p.email.as_deref())
-    .bind(p.external_id.as_deref())
-    .bind(p.status.as_str())
-    .bind(p.user_type.map(UserType::as_str))
-    .bind(opt_millis(p.end_date))
-    .bind(p.sponsor_id.map(|id| id.to_string()))
-    .bind(p.owner_id.map(|id| id.to_string()))
-    .bind(p.purpose.as_deref())
-    .bind(opt_millis(p.expires_at))
-    .bind(to_json(&p.attributes)?)
-    .bind(millis(p.created_at))
-    .bind(millis(p.updated_at))
-    .bind(p.version)
-    .bind(opt_millis(p.start_date))
-    .bind(name_key)
-    .execute(tx.conn())
+    insert_all(tx, &[(p, name_key)]).await
+}
+
+/// Adds principals (with their name keys) in as few statements as
+/// possible; all or, on a duplicate, an error.
+pub async fn insert_all(tx: &mut WriteTx, principals: &[(&Principal, &str)]) -> Result<()> {
+    let Some((first, _)) = principals.first() else {
+        return Ok(());
+    };
+    insert_rows(
+        tx,
+        concat!("INSERT INTO principals (", columns!(), ", name_key) VALUES"),
+        "",
+        principals,
+        |v, (p, name_key)| {
+            v.bind(p.id.to_string())
+                .bind(p.tenant_id.to_string())
+                .bind(p.kind.as_str())
+                .bind(p.name.clone())
+                .bind(p.display_name.clone())
+                .bind(p.email.clone())
+                .bind(p.external_id.clone())
+                .bind(p.status.as_str())
+                .bind(p.user_type.map(UserType::as_str))
+                .bind(opt_millis(p.end_date))
+                .bind(p.sponsor_id.map(|id| id.to_string()))
+                .bind(p.owner_id.map(|id| id.to_string()))
+                .bind(p.purpose.clone())
+                .bind(opt_millis(p.expires_at))
+                .bind(to_json(&p.attributes)?)
+                .bind(millis(p.created_at))
+                .bind(millis(p.updated_at))
+                .bind(p.version)
+                .bind(opt_millis(p.start_date))
+                .bind(name_key.to_string());
+            Ok(())
+        },
+    )
     .await
-    .map_err(|e| duplicate(e, p.kind))?;
+    .map_err(|e| match e {
+        StoreError::Database(e) => duplicate(e, first.kind),
+        other => other,
+    })?;
     Ok(())
 }
 
@@ -256,17 +273,29 @@ pub async fn list(
 
 /// Adds `member` to `group`, or changes the expiry of an existing membership.
 pub async fn upsert_membership(tx: &mut WriteTx, tenant: TenantId, m: &Membership) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO memberships (tenant_id, group_id, member_id, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (group_id, member_id) DO UPDATE SET expires_at = excluded.expires_at",
+    upsert_memberships(tx, tenant, std::slice::from_ref(m)).await
+}
+
+/// [`upsert_membership`] for many, in as few statements as possible.
+pub async fn upsert_memberships(
+    tx: &mut WriteTx,
+    tenant: TenantId,
+    memberships: &[Membership],
+) -> Result<()> {
+    insert_rows(
+        tx,
+        "INSERT INTO memberships (tenant_id, group_id, member_id, expires_at, created_at) VALUES",
+        " ON CONFLICT (group_id, member_id) DO UPDATE SET expires_at = excluded.expires_at",
+        memberships,
+        |v, m| {
+            v.bind(tenant.to_string())
+                .bind(m.group_id.to_string())
+                .bind(m.member_id.to_string())
+                .bind(opt_millis(m.expires_at))
+                .bind(millis(m.created_at));
+            Ok(())
+        },
     )
-    .bind(tenant.to_string())
-    .bind(m.group_id.to_string())
-    .bind(m.member_id.to_string())
-    .bind(opt_millis(m.expires_at))
-    .bind(millis(m.created_at))
-    .execute(tx.conn())
     .await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use idplane_core::{AssignmentId, PrincipalId, RoleId, TenantId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{id, json, millis, opt_millis, opt_time, time, to_json};
+use crate::codec::{id, insert_rows, json, millis, opt_millis, opt_time, time, to_json};
 use crate::{Conn, Page, Paged, Result, StoreError, WriteTx};
 
 macro_rules! columns {
@@ -149,20 +149,7 @@ pub async fn list(conn: &mut impl Conn, tenant: TenantId, page: &Page) -> Result
 /// Grants a role, or changes the expiry of an existing grant. Returns the
 /// assignment as stored.
 pub async fn upsert_assignment(tx: &mut WriteTx, a: &RoleAssignment) -> Result<RoleAssignment> {
-    sqlx::query(concat!(
-        "INSERT INTO role_assignments (",
-        assignment_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (role_id, principal_id) DO UPDATE SET expires_at = excluded.expires_at"
-    ))
-    .bind(a.id.to_string())
-    .bind(a.tenant_id.to_string())
-    .bind(a.role_id.to_string())
-    .bind(a.principal_id.to_string())
-    .bind(opt_millis(a.expires_at))
-    .bind(millis(a.created_at))
-    .execute(tx.conn())
-    .await?;
+    upsert_assignments(tx, std::slice::from_ref(a)).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
         assignment_columns!(),
@@ -173,6 +160,32 @@ pub async fn upsert_assignment(tx: &mut WriteTx, a: &RoleAssignment) -> Result<R
     .fetch_one(tx.conn())
     .await?;
     assignment_from_row(&row)
+}
+
+/// [`upsert_assignment`] for many (at most one per role and principal), in
+/// as few statements as possible.
+pub async fn upsert_assignments(tx: &mut WriteTx, assignments: &[RoleAssignment]) -> Result<()> {
+    insert_rows(
+        tx,
+        concat!(
+            "INSERT INTO role_assignments (",
+            assignment_columns!(),
+            ") VALUES"
+        ),
+        " ON CONFLICT (role_id, principal_id) DO UPDATE SET expires_at = excluded.expires_at",
+        assignments,
+        |v, a| {
+            v.bind(a.id.to_string())
+                .bind(a.tenant_id.to_string())
+                .bind(a.role_id.to_string())
+                .bind(a.principal_id.to_string())
+                .bind(opt_millis(a.expires_at))
+                .bind(millis(a.created_at));
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Revokes an assignment. Returns whether it existed.

@@ -69,6 +69,9 @@ conformance! {
         => sqlite_principal_update_checks_the_expected_version, postgres_principal_update_checks_the_expected_version;
     memberships_upsert_list_and_delete
         => sqlite_memberships_upsert_list_and_delete, postgres_memberships_upsert_list_and_delete;
+    batched_writes_span_several_statements_and_upsert
+        => sqlite_batched_writes_span_several_statements_and_upsert,
+           postgres_batched_writes_span_several_statements_and_upsert;
     transitive_groups_follow_nesting_and_expiry
         => sqlite_transitive_groups_follow_nesting_and_expiry, postgres_transitive_groups_follow_nesting_and_expiry;
     roles_insert_lookup_list_update_delete
@@ -1125,6 +1128,81 @@ async fn principal_update_checks_the_expected_version(store: Store, _db: &TestDb
 
 // ---------------------------------------------------------------------------
 // Memberships
+
+/// The many-row writes an HR import uses: more rows than one statement
+/// takes, all in, and a second pass updates rather than duplicates.
+async fn batched_writes_span_several_statements_and_upsert(store: Store, _db: &TestDb) {
+    let acme = create_tenant(&store, "acme").await;
+    let staff = principal(acme.id, PrincipalKind::Group, "staff");
+    let reader = role(acme.id, "reader");
+    create_principals(&store, std::slice::from_ref(&staff)).await;
+    create_role(&store, &reader).await;
+    let users: Vec<Principal> = (0..1_201)
+        .map(|i| principal(acme.id, PrincipalKind::User, &format!("user{i:04}")))
+        .collect();
+    let keys: Vec<String> = users.iter().map(|u| name_key(&u.name)).collect();
+    let rows: Vec<(&Principal, &str)> = users.iter().zip(keys.iter().map(String::as_str)).collect();
+    let grant = |expires_at| {
+        let memberships: Vec<Membership> = users
+            .iter()
+            .map(|u| membership(staff.id, u.id, expires_at))
+            .collect();
+        let assignments: Vec<RoleAssignment> = users
+            .iter()
+            .map(|u| RoleAssignment {
+                id: AssignmentId::generate(),
+                tenant_id: acme.id,
+                role_id: reader.id,
+                principal_id: u.id,
+                expires_at,
+                created_at: t0(),
+            })
+            .collect();
+        (memberships, assignments)
+    };
+    let mut tx = store.write().await.unwrap();
+    principals::insert_all(&mut tx, &rows).await.unwrap();
+    let (memberships, assignments) = grant(None);
+    principals::upsert_memberships(&mut tx, acme.id, &memberships)
+        .await
+        .unwrap();
+    roles::upsert_assignments(&mut tx, &assignments)
+        .await
+        .unwrap();
+    commit(tx, acme.id, "hr.import").await;
+
+    let mut tx = store.write().await.unwrap();
+    let (memberships, assignments) = grant(Some(at(3600)));
+    principals::upsert_memberships(&mut tx, acme.id, &memberships)
+        .await
+        .unwrap();
+    roles::upsert_assignments(&mut tx, &assignments)
+        .await
+        .unwrap();
+    commit(tx, acme.id, "hr.import").await;
+
+    let mut conn = read(&store).await;
+    let last = principals::by_name(
+        &mut conn,
+        acme.id,
+        PrincipalKind::User,
+        &name_key("USER1200"),
+    )
+    .await
+    .unwrap()
+    .expect("the last row is in");
+    assert_eq!(last, users[1_200]);
+    let members = principals::members(&mut conn, staff.id).await.unwrap();
+    assert_eq!(members.len(), 1_201);
+    assert!(members.iter().all(|m| m.expires_at == Some(at(3600))));
+    assert_eq!(
+        roles::assignment_count(&mut conn, reader.id).await.unwrap(),
+        1_201
+    );
+    let held = roles::assignments_of(&mut conn, last.id).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].expires_at, Some(at(3600)));
+}
 
 async fn memberships_upsert_list_and_delete(store: Store, _db: &TestDb) {
     let acme = create_tenant(&store, "acme").await;

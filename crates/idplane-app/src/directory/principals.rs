@@ -480,27 +480,64 @@ pub(crate) async fn new_user(tx: &mut WriteTx, ctx: &Ctx, cmd: CreateUser) -> Re
 }
 
 /// Checks and inserts a principal inside `tx`, with the jobs its dates call
-/// for; returns the audit event to commit with it.
+/// for; returns the audit events to commit with it.
 pub(crate) async fn stage_principal(
     tx: &mut WriteTx,
     ctx: &Ctx,
     p: &Principal,
     rules: Option<&Birthright>,
 ) -> Result<Vec<AuditEvent>> {
-    p.check()?;
-    check_accountable(tx, ctx, p).await?;
-    principals::insert(tx, p, &name_key(&p.name)).await?;
-    crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
-    crate::provisioning::enqueue_pushes(tx, ctx, p.id).await?;
-    let mut events = vec![
-        AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
-            .with_details(json!({"name": p.name, "status": p.status})),
-    ];
-    events.extend(birthright(tx, ctx, p, None, rules).await?);
-    Ok(events)
+    let mut events = stage_principals(tx, ctx, std::slice::from_ref(p), rules).await?;
+    Ok(events.pop().unwrap_or_default())
 }
 
-/// A user's birthright, recomputed with `rules` or the tenant's rules.
+/// [`stage_principal`] for many new principals at once (an HR import's
+/// joiners): the rows go in a few statements rather than several each.
+/// A sponsor or owner may be one of `ps`. Returns each one's audit events,
+/// in order.
+pub(crate) async fn stage_principals(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    ps: &[Principal],
+    rules: Option<&Birthright>,
+) -> Result<Vec<Vec<AuditEvent>>> {
+    for p in ps {
+        p.check()?;
+    }
+    let keys: Vec<String> = ps.iter().map(|p| name_key(&p.name)).collect();
+    let rows: Vec<(&Principal, &str)> = ps.iter().zip(keys.iter().map(String::as_str)).collect();
+    principals::insert_all(tx, &rows).await?;
+    for p in ps {
+        check_accountable(tx, ctx, p).await?;
+        crate::lifecycle::schedule_user_jobs(tx, ctx, None, p).await?;
+    }
+    let ids: Vec<PrincipalId> = ps.iter().map(|p| p.id).collect();
+    crate::provisioning::enqueue_pushes_all(tx, ctx, &ids).await?;
+    let granted = match rules {
+        Some(rules) => rules.stage_new(tx, ctx, ps).await?,
+        None => {
+            Birthright::load(tx, ctx.tenant)
+                .await?
+                .stage_new(tx, ctx, ps)
+                .await?
+        }
+    };
+    Ok(ps
+        .iter()
+        .zip(granted)
+        .map(|(p, granted)| {
+            let mut events = vec![
+                AuditEvent::new(ctx, &action(p.kind, "create"), Some(target(p)))
+                    .with_details(json!({"name": p.name, "status": p.status})),
+            ];
+            events.extend(granted);
+            events
+        })
+        .collect())
+}
+
+/// A user's birthright after a change, recomputed with `rules` or the
+/// tenant's rules.
 async fn birthright(
     tx: &mut WriteTx,
     ctx: &Ctx,

@@ -260,13 +260,14 @@ impl Birthright {
         user: &Principal,
         before: Option<&Principal>,
     ) -> Result<Vec<AuditEvent>> {
+        if before.is_none() {
+            let mut events = self.stage_new(tx, ctx, std::slice::from_ref(user)).await?;
+            return Ok(events.pop().unwrap_or_default());
+        }
         if user.kind != PrincipalKind::User {
             return Ok(Vec::new());
         }
-        let existing = match before {
-            Some(_) => store::grants_of(tx, ctx.tenant, user.id).await?,
-            None => Vec::new(),
-        };
+        let existing = store::grants_of(tx, ctx.tenant, user.id).await?;
         if existing.is_empty() && self.rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -286,18 +287,16 @@ impl Birthright {
             let mut remove_after = grant.remove_after;
             if owed.contains(&key) {
                 if remove_after.take().is_some() {
-                    store::set_remove_after(tx, user.id, &grant.rule_id, grant.target, None)
-                        .await?;
+                    store::set_remove_after(tx, grant, None).await?;
                     changes.restored.insert(grant.target);
                     touched.insert(grant.target);
                 }
             } else if !grace || remove_after.is_some_and(|at| at <= ctx.now) {
-                store::delete_grant(tx, user.id, &grant.rule_id, grant.target).await?;
+                store::delete_grant(tx, grant).await?;
                 touched.insert(grant.target);
                 continue;
             } else if remove_after.is_none() {
-                store::set_remove_after(tx, user.id, &grant.rule_id, grant.target, Some(remove_at))
-                    .await?;
+                store::set_remove_after(tx, grant, Some(remove_at)).await?;
                 remove_after = Some(remove_at);
                 touched.insert(grant.target);
             }
@@ -382,6 +381,69 @@ impl Birthright {
                     "restored": labels(&changes.restored),
                 })),
         ])
+    }
+
+    /// Gives new users (just inserted inside `tx`, holding nothing yet) what
+    /// the rules owe them, in a few statements for all of them. Returns each
+    /// user's audit events, in order.
+    pub(crate) async fn stage_new(
+        &self,
+        tx: &mut WriteTx,
+        ctx: &Ctx,
+        users: &[Principal],
+    ) -> Result<Vec<Vec<AuditEvent>>> {
+        let mut grants = Vec::new();
+        let mut memberships = Vec::new();
+        let mut assignments = Vec::new();
+        let mut events = Vec::with_capacity(users.len());
+        for user in users {
+            let owed = self.owed(user);
+            let targets: BTreeSet<GrantTarget> = owed.iter().map(|(_, t)| *t).collect();
+            grants.extend(owed.into_iter().map(|(rule_id, target)| BirthrightGrant {
+                tenant_id: ctx.tenant,
+                principal_id: user.id,
+                rule_id,
+                target,
+                granted_at: ctx.now,
+                remove_after: None,
+            }));
+            for target in &targets {
+                match *target {
+                    GrantTarget::Group(group_id) => memberships.push(Membership {
+                        group_id,
+                        member_id: user.id,
+                        expires_at: None,
+                        created_at: ctx.now,
+                    }),
+                    GrantTarget::Role(role_id) => assignments.push(RoleAssignment {
+                        id: AssignmentId::generate(),
+                        tenant_id: ctx.tenant,
+                        role_id,
+                        principal_id: user.id,
+                        expires_at: None,
+                        created_at: ctx.now,
+                    }),
+                }
+            }
+            events.push(if targets.is_empty() {
+                Vec::new()
+            } else {
+                let granted: Vec<String> = targets.iter().map(|t| self.label(*t)).collect();
+                vec![
+                    AuditEvent::new(ctx, "user.birthright", Some(format!("user:{}", user.id)))
+                        .with_details(json!({
+                            "granted": granted,
+                            "removed": [],
+                            "removal_scheduled": [],
+                            "restored": [],
+                        })),
+                ]
+            });
+        }
+        store::insert_grants(tx, &grants).await?;
+        principals::upsert_memberships(tx, ctx.tenant, &memberships).await?;
+        roles::upsert_assignments(tx, &assignments).await?;
+        Ok(events)
     }
 
     /// Owed access the user already holds without any birthright record:

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::birthright::Birthright;
 use super::hr_plan::{Directory, ImportPlan, RowError, Step, plan};
 use super::{LeaverCause, LeaverReason, stage_leaver};
-use crate::directory::principals::stage_principal;
+use crate::directory::principals::stage_principals;
 use crate::{App, Result};
 
 /// Leavers whose account took longer than this to close are flagged.
@@ -421,12 +421,48 @@ impl App {
         let import_id = uuid::Uuid::now_v7().to_string();
         let mut events = Vec::new();
         let mut notices = Vec::new();
-        for step in steps {
+        let mut changes = Vec::new();
+        let mut record =
+            |change_id: String, employee_id, principal_id, kind: &str, effective_at| {
+                let leaver = kind == "leaver";
+                changes.push(HrChange {
+                    id: change_id,
+                    tenant_id: ctx.tenant,
+                    import_id: import_id.clone(),
+                    employee_id,
+                    principal_id,
+                    kind: kind.to_owned(),
+                    effective_at,
+                    received_at: ctx.now,
+                    applied_at: Some(ctx.now),
+                    deprovisioned_at: leaver.then_some(ctx.now),
+                });
+            };
+        let mut steps = steps.into_iter().peekable();
+        while let Some(step) = steps.next() {
             let change_id = uuid::Uuid::now_v7().to_string();
             let (employee_id, user_id, kind, effective_at, mut staged) = match step {
                 Step::Join { user, employee_id } => {
-                    let staged = stage_principal(&mut tx, ctx, &user, Some(&rules)).await?;
-                    (employee_id, user.id, "joiner", None, staged)
+                    // A run of joiners goes in together: a few statements
+                    // for all of them rather than several for each.
+                    let mut joiners = vec![(user, employee_id)];
+                    while let Some(Step::Join { .. }) = steps.peek() {
+                        if let Some(Step::Join { user, employee_id }) = steps.next() {
+                            joiners.push((user, employee_id));
+                        }
+                    }
+                    let (users, employee_ids): (Vec<Principal>, Vec<String>) =
+                        joiners.into_iter().unzip();
+                    let staged = stage_principals(&mut tx, ctx, &users, Some(&rules)).await?;
+                    for ((user, employee_id), mut staged) in
+                        users.iter().zip(employee_ids).zip(staged)
+                    {
+                        let change_id = uuid::Uuid::now_v7().to_string();
+                        tag(&mut staged, &change_id);
+                        events.extend(staged);
+                        record(change_id, employee_id, user.id, "joiner", None);
+                    }
+                    continue;
                 }
                 Step::Replace {
                     current,
@@ -456,26 +492,11 @@ impl App {
                     (employee_id, current.id, "leaver", termination, left.events)
                 }
             };
-            let leaver = kind == "leaver";
-            store::insert_change(
-                &mut tx,
-                &HrChange {
-                    id: change_id.clone(),
-                    tenant_id: ctx.tenant,
-                    import_id: import_id.clone(),
-                    employee_id,
-                    principal_id: user_id,
-                    kind: kind.to_owned(),
-                    effective_at,
-                    received_at: ctx.now,
-                    applied_at: Some(ctx.now),
-                    deprovisioned_at: leaver.then_some(ctx.now),
-                },
-            )
-            .await?;
             tag(&mut staged, &change_id);
             events.extend(staged);
+            record(change_id, employee_id, user_id, kind, effective_at);
         }
+        store::insert_changes(&mut tx, &changes).await?;
         events.push(
             AuditEvent::new(ctx, "hr.import", Some(format!("tenant:{}", ctx.tenant))).with_details(
                 json!({

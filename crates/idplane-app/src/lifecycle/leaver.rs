@@ -134,7 +134,7 @@ pub(crate) async fn stage_leaver(
     let memberships = remove_memberships(tx, ctx, user.id).await?;
     let assignments = remove_assignments(tx, ctx, user.id).await?;
     // What birthright gave is gone with the rest: a rehire's is fresh.
-    idplane_store::lifecycle::delete_grants_of(tx, user.id).await?;
+    idplane_store::lifecycle::delete_grants_of(tx, ctx.tenant, user.id).await?;
     let manager = active_manager(tx, ctx, user).await?;
     let mut handed_over = Vec::new();
     for (field, filter) in [

@@ -12,6 +12,6 @@ pub(crate) mod push;
 pub mod reconcile;
 pub mod targets;
 
-pub(crate) use outbox::{before_delete, enqueue_member_pushes, enqueue_pushes};
+pub(crate) use outbox::{before_delete, enqueue_member_pushes, enqueue_pushes, enqueue_pushes_all};
 pub use reconcile::{DriftReport, DriftedUser, MissingUser, UnknownUser};
 pub use targets::{CreateTarget, Target, UpdateTarget};

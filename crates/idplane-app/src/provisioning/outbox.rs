@@ -42,17 +42,29 @@ pub(crate) async fn enqueue_pushes(
     ctx: &Ctx,
     principal: PrincipalId,
 ) -> Result<()> {
+    enqueue_pushes_all(tx, ctx, std::slice::from_ref(&principal)).await
+}
+
+/// [`enqueue_pushes`] for many principals, reading the targets once: with
+/// none connected (the common case) that one read is all it costs.
+pub(crate) async fn enqueue_pushes_all(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    ids: &[PrincipalId],
+) -> Result<()> {
     let targets = store::list(tx, ctx.tenant).await?;
     if targets.is_empty() {
         return Ok(());
     }
-    let Some(p) = principals::by_id(tx, ctx.tenant, principal).await? else {
-        return Ok(());
-    };
-    for target in &targets {
-        let link = store::link(tx, &target.id, p.id).await?;
-        if link.is_some() || receives(tx, ctx, target, &p).await? {
-            schedule_push(tx, ctx, target, &p, link.map(|l| l.remote_id)).await?;
+    for &id in ids {
+        let Some(p) = principals::by_id(tx, ctx.tenant, id).await? else {
+            continue;
+        };
+        for target in &targets {
+            let link = store::link(tx, &target.id, p.id).await?;
+            if link.is_some() || receives(tx, ctx, target, &p).await? {
+                schedule_push(tx, ctx, target, &p, link.map(|l| l.remote_id)).await?;
+            }
         }
     }
     Ok(())
