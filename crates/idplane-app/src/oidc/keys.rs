@@ -23,16 +23,18 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::audit::AuditEvent;
 use idplane_core::{Actor, Ctx, Timestamp};
 use idplane_store::StoreError;
 use idplane_store::keys::{self, StoredKey};
 use jiff::SignedDuration;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -109,13 +111,82 @@ impl std::fmt::Display for SigningAlgorithm {
     }
 }
 
-/// An active signing key, ready to sign a JWT with jsonwebtoken.
-#[derive(Clone, Debug)]
+/// An active signing key, ready to sign a JWT.
+#[derive(Debug)]
 pub struct SigningKey {
     /// The key id, to put in the JWS header.
     pub kid: String,
     pub algorithm: Algorithm,
-    pub key: EncodingKey,
+    pair: KeyPair,
+}
+
+/// A private key parsed once, when the key set loads. jsonwebtoken parses
+/// the PKCS#8 key on every signature, which for P-256 recomputes and checks
+/// the public point: as costly as the signature itself.
+#[derive(Debug)]
+enum KeyPair {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl KeyPair {
+    fn from_pkcs8(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self> {
+        let bad = |e: aws_lc_rs::error::KeyRejected| {
+            AppError::Internal(format!("bad {algorithm} key: {e}"))
+        };
+        Ok(match algorithm {
+            SigningAlgorithm::Es256 => Self::Es256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(bad)?,
+            ),
+            SigningAlgorithm::Rs256 => Self::Rs256(RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?),
+            SigningAlgorithm::EdDsa => Self::EdDsa(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?),
+        })
+    }
+
+    /// The public JWK members (those of the thumbprint).
+    fn public_jwk(&self) -> Result<Value> {
+        Ok(match self {
+            Self::Es256(pair) => {
+                // Uncompressed point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                let (x, y) = point
+                    .get(1..)
+                    .filter(|xy| point.first() == Some(&4) && xy.len() == 64)
+                    .map(|xy| xy.split_at(32))
+                    .ok_or_else(|| AppError::Internal("unexpected EC public key form".into()))?;
+                json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)})
+            }
+            Self::Rs256(pair) => {
+                let public = pair.public_key();
+                json!({
+                    "kty": "RSA",
+                    "n": B64.encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": B64.encode(public.exponent().big_endian_without_leading_zero()),
+                })
+            }
+            Self::EdDsa(pair) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(pair.public_key().as_ref())})
+            }
+        })
+    }
+
+    /// The JWS signature of `message` (RFC 7518 §3: fixed-size R || S for
+    /// ES256, PKCS#1 v1.5 with SHA-256 for RS256, plain Ed25519).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let failed = |_| AppError::Internal("signing failed".into());
+        let rng = SystemRandom::new();
+        Ok(match self {
+            Self::Es256(pair) => pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec(),
+            Self::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(failed)?;
+                signature
+            }
+            Self::EdDsa(pair) => pair.sign(message).as_ref().to_vec(),
+        })
+    }
 }
 
 impl SigningKey {
@@ -129,10 +200,19 @@ impl SigningKey {
         }
     }
 
-    /// Signs `claims` as a JWT of type `typ` (e.g. `JWT`, `at+jwt`).
+    /// Signs `claims` as a JWT of type `typ` (e.g. `JWT`, `at+jwt`): the
+    /// JWS compact serialization (RFC 7515 §7.1), as jsonwebtoken writes it.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String> {
-        jsonwebtoken::encode(&self.header(typ), claims, &self.key)
-            .map_err(|e| AppError::Internal(format!("signing failed: {e}")))
+        let json = |e: serde_json::Error| AppError::Internal(format!("JWT encoding: {e}"));
+        let header = serde_json::to_vec(&self.header(typ)).map_err(json)?;
+        let claims = serde_json::to_vec(claims).map_err(json)?;
+        let mut jws = B64.encode(header);
+        jws.push('.');
+        B64.encode_string(claims, &mut jws);
+        let signature = self.pair.sign(jws.as_bytes())?;
+        jws.push('.');
+        B64.encode_string(signature, &mut jws);
+        Ok(jws)
     }
 }
 
@@ -196,8 +276,49 @@ pub(crate) struct KeyCache(RwLock<Arc<KeySet>>);
 struct KeySet {
     /// Indexed by [`SigningAlgorithm::index`].
     active: [Option<Arc<SigningKey>>; 3],
-    /// Published JWKs and when their key was retired, oldest first.
-    published: Vec<(Value, Option<Timestamp>)>,
+    /// Published keys, oldest first.
+    published: Vec<PublishedKey>,
+}
+
+#[derive(Debug)]
+struct PublishedKey {
+    jwk: Value,
+    kid: String,
+    retired_at: Option<Timestamp>,
+    /// Built once, so a verification parses no JWK.
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+impl PublishedKey {
+    fn from_jwk(jwk: Value, retired_at: Option<Timestamp>) -> Result<Self> {
+        let bad = |why: String| AppError::Internal(format!("published JWK: {why}"));
+        let kid = jwk
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no kid".into()))?
+            .to_owned();
+        let algorithm = jwk
+            .get("alg")
+            .and_then(Value::as_str)
+            .and_then(SigningAlgorithm::parse)
+            .ok_or_else(|| bad(format!("{kid}: unknown alg")))?
+            .jwt_algorithm();
+        let parsed: Jwk = serde_json::from_value(jwk.clone()).map_err(|e| bad(e.to_string()))?;
+        let decoding = DecodingKey::from_jwk(&parsed).map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            jwk,
+            kid,
+            retired_at,
+            algorithm,
+            decoding,
+        })
+    }
+
+    fn published_at(&self, now: Timestamp) -> bool {
+        self.retired_at
+            .is_none_or(|at| now < at + RETIRED_KEY_GRACE)
+    }
 }
 
 impl KeyCache {
@@ -233,10 +354,26 @@ impl App {
         let keys: Vec<Value> = set
             .published
             .iter()
-            .filter(|(_, retired_at)| retired_at.is_none_or(|at| now < at + RETIRED_KEY_GRACE))
-            .map(|(jwk, _)| jwk.clone())
+            .filter(|key| key.published_at(now))
+            .map(|key| key.jwk.clone())
             .collect();
         json!({ "keys": keys })
+    }
+
+    /// The algorithm and public key that verify tokens with key id `kid`,
+    /// while it is in the JWKS at `now`.
+    pub(crate) fn verification_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+    ) -> Option<(Algorithm, DecodingKey)> {
+        self.inner
+            .signing_keys
+            .get()
+            .published
+            .iter()
+            .find(|key| key.kid == kid && key.published_at(now))
+            .map(|key| (key.algorithm, key.decoding.clone()))
     }
 
     /// Every token signing key, newest last, with its status at `now`.
@@ -405,7 +542,8 @@ impl App {
                     *slot = Some(Arc::new(signing));
                 }
             }
-            set.published.push((jwk, key.retired_at));
+            set.published
+                .push(PublishedKey::from_jwk(jwk, key.retired_at)?);
         }
         self.inner.signing_keys.set(set);
         Ok(())
@@ -465,35 +603,7 @@ fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value, Zeroizing<Vec
 
 /// The public JWK members (those of the thumbprint) of a PKCS#8 key.
 fn public_jwk(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Value> {
-    Ok(match algorithm {
-        SigningAlgorithm::Es256 => {
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                .map_err(|e| AppError::Internal(format!("bad ES256 key: {e}")))?;
-            // Uncompressed point: 0x04 || x || y.
-            let point = pair.public_key().as_ref();
-            let (x, y) = point
-                .get(1..)
-                .filter(|xy| point.first() == Some(&4) && xy.len() == 64)
-                .map(|xy| xy.split_at(32))
-                .ok_or_else(|| AppError::Internal("unexpected EC public key form".into()))?;
-            json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)})
-        }
-        SigningAlgorithm::Rs256 => {
-            let pair = RsaKeyPair::from_pkcs8(pkcs8)
-                .map_err(|e| AppError::Internal(format!("bad RS256 key: {e}")))?;
-            let public = pair.public_key();
-            json!({
-                "kty": "RSA",
-                "n": B64.encode(public.modulus().big_endian_without_leading_zero()),
-                "e": B64.encode(public.exponent().big_endian_without_leading_zero()),
-            })
-        }
-        SigningAlgorithm::EdDsa => {
-            let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
-                .map_err(|e| AppError::Internal(format!("bad EdDSA key: {e}")))?;
-            json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(pair.public_key().as_ref())})
-        }
-    })
+    KeyPair::from_pkcs8(algorithm, pkcs8)?.public_jwk()
 }
 
 /// Adds `kid`, `alg` and `use` to the thumbprint members.
@@ -549,43 +659,23 @@ fn parse_jwk(key: &StoredKey) -> Result<Value> {
 /// A ready-to-sign key from its PKCS#8 private half, checked against its
 /// key id (the thumbprint of the public key it derives).
 fn signing_key(algorithm: SigningAlgorithm, kid: &str, pkcs8: &[u8]) -> Result<SigningKey> {
-    if jwk_thumbprint(&public_jwk(algorithm, pkcs8)?)? != kid {
+    let pair = KeyPair::from_pkcs8(algorithm, pkcs8)?;
+    if jwk_thumbprint(&pair.public_jwk()?)? != kid {
         return Err(AppError::Internal(format!(
             "key {kid}: the private key does not match its key id"
         )));
     }
-    let key = match algorithm {
-        SigningAlgorithm::Es256 => EncodingKey::from_ec_der(pkcs8),
-        SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(pkcs8),
-        // jsonwebtoken's aws-lc-rs backend wants PKCS#1 for RSA; its PEM
-        // reader takes PKCS#8 (`PRIVATE KEY`) and extracts it.
-        SigningAlgorithm::Rs256 => {
-            let pem = Zeroizing::new(pkcs8_pem(pkcs8));
-            EncodingKey::from_rsa_pem(pem.as_bytes())
-                .map_err(|e| AppError::Internal(format!("key {kid}: bad RSA key: {e}")))?
-        }
-    };
     Ok(SigningKey {
         kid: kid.to_owned(),
         algorithm: algorithm.jwt_algorithm(),
-        key,
+        pair,
     })
-}
-
-/// PEM `PRIVATE KEY` text of a PKCS#8 DER key.
-fn pkcs8_pem(der: &[u8]) -> String {
-    let b64 = Zeroizing::new(STANDARD.encode(der));
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem
 }
 
 #[cfg(test)]
 mod tests {
+    use jsonwebtoken::Validation;
+
     use super::*;
 
     #[test]
@@ -615,6 +705,40 @@ mod tests {
             let key = signing_key(alg, &kid, &pkcs8).unwrap();
             assert_eq!(key.algorithm, alg.jwt_algorithm());
             assert!(signing_key(alg, "other", &pkcs8).is_err());
+        }
+    }
+
+    /// Our compact serialization is jsonwebtoken's: its decoder accepts
+    /// every token we sign, and refuses it once a byte of the payload or
+    /// the signature changes.
+    #[test]
+    fn signed_tokens_verify_with_jsonwebtoken_and_only_unaltered() {
+        let claims = json!({"iss": "https://idp.example", "sub": "s", "exp": 4_102_444_800_i64});
+        for alg in SigningAlgorithm::ALL {
+            let (kid, jwk, pkcs8) = generate(alg).unwrap();
+            let key = signing_key(alg, &kid, &pkcs8).unwrap();
+            let token = key.sign("at+jwt", &claims).unwrap();
+            let published = PublishedKey::from_jwk(jwk, None).unwrap();
+            let validation = Validation::new(alg.jwt_algorithm());
+            let decoded =
+                jsonwebtoken::decode::<Value>(&token, &published.decoding, &validation).unwrap();
+            assert_eq!(decoded.claims, claims, "{alg}");
+            assert_eq!(decoded.header.kid.as_deref(), Some(kid.as_str()));
+            assert_eq!(decoded.header.typ.as_deref(), Some("at+jwt"));
+
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            let other = key.sign("at+jwt", &json!({"sub": "t"})).unwrap();
+            let (_, other_signature) = other.rsplit_once('.').unwrap();
+            for forged in [
+                format!("{signed}.{other_signature}"),
+                format!("{}.{signature}", other.rsplit_once('.').unwrap().0),
+            ] {
+                assert!(
+                    jsonwebtoken::decode::<Value>(&forged, &published.decoding, &validation)
+                        .is_err(),
+                    "{alg}"
+                );
+            }
         }
     }
 }

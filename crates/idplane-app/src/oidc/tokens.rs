@@ -17,7 +17,7 @@ use idplane_core::{Ctx, TenantId, Timestamp};
 use idplane_store::grants::{self, StoredAccessToken};
 use idplane_store::{Conn, WriteTx};
 use jiff::SignedDuration;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -366,24 +366,10 @@ impl App {
         if header.typ.as_deref() != Some(typ) {
             return None;
         }
-        let kid = header.kid?;
-        let jwks = self.jwks(now);
-        let jwk_value = jwks
-            .get("keys")?
-            .as_array()?
-            .iter()
-            .find(|k| k.get("kid").and_then(Value::as_str) == Some(kid.as_str()))?
-            .clone();
-        let alg = jwk_value
-            .get("alg")
-            .and_then(Value::as_str)
-            .and_then(SigningAlg::parse)?
-            .jwt_algorithm();
+        let (alg, key) = self.verification_key(header.kid.as_deref()?, now)?;
         if header.alg != alg {
             return None;
         }
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk_value).ok()?;
-        let key = DecodingKey::from_jwk(&jwk).ok()?;
         let mut validation = Validation::new(alg);
         // Expiry is checked below with the injected clock.
         validation.validate_exp = false;
