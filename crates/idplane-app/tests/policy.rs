@@ -402,6 +402,21 @@ async fn batches_follow_the_evaluation_semantic() {
         .unwrap();
     assert_eq!(decisions(first_permit), [true]);
 
+    // A long batch is decided on two threads and answered in order.
+    let mut long: Evaluations = batch("execute_all");
+    let items: Vec<Value> = (0..41)
+        .map(|i| match i {
+            20 => json!({"action": {"name": "nope"}}),
+            i if i % 3 == 0 => json!({"action": {"name": "read"}}),
+            _ => json!({"action": {"name": "write"}}),
+        })
+        .collect();
+    long.evaluations = Some(serde_json::from_value(Value::Array(items)).unwrap());
+    let answered = h.app.evaluate_batch(&ctx, &long).await.unwrap().unwrap();
+    assert!(answered.evaluations[20].context.is_some());
+    let expected: Vec<bool> = (0..41).map(|i| i != 20 && i % 3 == 0).collect();
+    assert_eq!(decisions(answered), expected);
+
     let mut over: Evaluations = batch("execute_all");
     over.evaluations = Some(vec![Default::default(); 257]);
     assert!(h.app.evaluate_batch(&ctx, &over).await.unwrap().is_err());

@@ -4,6 +4,8 @@
 //! the group-commit writer rather than awaited, so a crash can lose the
 //! records of the last moments' decisions (never a state change's).
 
+use std::sync::Arc;
+
 use idplane_core::Ctx;
 use idplane_core::audit::AuditEvent;
 use serde_json::{Map, Value, json};
@@ -13,7 +15,7 @@ use super::authzen::{
     EvaluationResponse, Evaluations, EvaluationsResponse, MAX_EVALUATIONS, Semantic,
 };
 use super::directory_schema::DirectoryType;
-use super::engine::{BadRequest, Decided};
+use super::engine::{BadRequest, Decided, Engine, Prepared, Ready, decide};
 use crate::{App, AppError, Result};
 use idplane_store::Page;
 use idplane_store::principals::PrincipalFilter;
@@ -80,17 +82,29 @@ impl App {
             .as_ref()
             .map(|o| o.evaluations_semantic)
             .unwrap_or_default();
+        let items = batch.resolve();
+        let answers = match semantic {
+            // Every item is answered: decide them on all cores at once.
+            Semantic::ExecuteAll => self.evaluate_all(ctx, items).await?,
+            _ => self.evaluate_until(ctx, items, semantic).await?,
+        };
+        Ok(Ok(EvaluationsResponse {
+            evaluations: answers,
+        }))
+    }
+
+    /// A batch's items one after another, stopping where `semantic` says.
+    async fn evaluate_until(
+        &self,
+        ctx: &Ctx,
+        items: Vec<std::result::Result<Evaluation, String>>,
+        semantic: Semantic,
+    ) -> Result<Vec<EvaluationResponse>> {
         let mut answers = Vec::new();
-        for item in batch.resolve() {
+        for item in items {
             let answer = match item {
                 Err(why) => error_response(&why),
-                Ok(eval) => match self.evaluate(ctx, &eval).await? {
-                    Ok(decided) => EvaluationResponse {
-                        decision: decided.allowed,
-                        context: None,
-                    },
-                    Err(bad) => error_response(&bad.0),
-                },
+                Ok(eval) => answer(self.evaluate(ctx, &eval).await?),
             };
             let stop = match semantic {
                 Semantic::ExecuteAll => false,
@@ -102,9 +116,56 @@ impl App {
                 break;
             }
         }
-        Ok(Ok(EvaluationsResponse {
-            evaluations: answers,
-        }))
+        Ok(answers)
+    }
+
+    /// Every item of a batch: each read from the directory in turn, then
+    /// Cedar (the CPU-bound part, reading nothing) on two threads, then
+    /// logged in order as [`App::evaluate`] logs.
+    async fn evaluate_all(
+        &self,
+        ctx: &Ctx,
+        items: Vec<std::result::Result<Evaluation, String>>,
+    ) -> Result<Vec<EvaluationResponse>> {
+        let Some(engine) = self.policy_engine(ctx).await? else {
+            return self.evaluate_until(ctx, items, Semantic::ExecuteAll).await;
+        };
+        let mut slots = Vec::with_capacity(items.len());
+        let mut ready = Vec::new();
+        for item in items {
+            slots.push(match item {
+                Err(why) => Slot::Answered(error_response(&why)),
+                Ok(eval) => match self.prepare(ctx, &engine, &eval).await? {
+                    Prepared::Ready(r) => {
+                        ready.push((eval, *r));
+                        Slot::Pending
+                    }
+                    Prepared::Decided(decided) => Slot::Decided(Box::new((eval, Ok(decided)))),
+                    Prepared::Bad(bad) => Slot::Decided(Box::new((eval, Err(bad)))),
+                },
+            });
+        }
+        let mut decided = decide_on_two_threads(&engine, ready).await?.into_iter();
+        let mut answers = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let (eval, result) = match slot {
+                Slot::Answered(answer) => {
+                    answers.push(answer);
+                    continue;
+                }
+                Slot::Decided(decided) => *decided,
+                Slot::Pending => decided
+                    .next()
+                    .ok_or_else(|| AppError::Internal("a batch item went undecided".into()))?,
+            };
+            if let Ok(d) = &result
+                && (!d.allowed || engine.sample_allow())
+            {
+                self.log_decision(ctx, &eval, d).await?;
+            }
+            answers.push(answer(result));
+        }
+        Ok(answers)
     }
 
     /// AuthZEN action search: the actions `subject` may take on
@@ -216,6 +277,58 @@ impl App {
         // Queued, not awaited: a decision is an observation, and waiting for
         // its fsync would bound decisions by commits.
         self.audit_writer().enqueue(event).await
+    }
+}
+
+/// Where a batch item stands while the batch is decided.
+enum Slot {
+    /// Not an evaluation (a part missing): answered with its error.
+    Answered(EvaluationResponse),
+    /// Decided without Cedar, or a bad request.
+    Decided(Box<(Evaluation, std::result::Result<Decided, BadRequest>)>),
+    /// Waiting for Cedar; the next of the decided, in order.
+    Pending,
+}
+
+/// Decides `ready` in order, the second half on a blocking thread while
+/// this task does the first: the items are independent, and on a batch
+/// Cedar is most of the time.
+async fn decide_on_two_threads(
+    engine: &Arc<Engine>,
+    mut ready: Vec<(Evaluation, Ready)>,
+) -> Result<Vec<(Evaluation, std::result::Result<Decided, BadRequest>)>> {
+    let decide_all = |engine: &Engine, items: Vec<(Evaluation, Ready)>| {
+        items
+            .into_iter()
+            .map(|(eval, r)| {
+                let decided = decide(engine, r, &eval);
+                (eval, decided)
+            })
+            .collect::<Vec<_>>()
+    };
+    let second = ready.split_off(ready.len() / 2);
+    let other = (!second.is_empty()).then(|| {
+        let engine = Arc::clone(engine);
+        tokio::task::spawn_blocking(move || decide_all(&engine, second))
+    });
+    let mut decided = decide_all(engine, ready);
+    if let Some(other) = other {
+        decided.extend(
+            other
+                .await
+                .map_err(|e| AppError::Internal(format!("batch decisions: {e}")))?,
+        );
+    }
+    Ok(decided)
+}
+
+fn answer(result: std::result::Result<Decided, BadRequest>) -> EvaluationResponse {
+    match result {
+        Ok(decided) => EvaluationResponse {
+            decision: decided.allowed,
+            context: None,
+        },
+        Err(bad) => error_response(&bad.0),
     }
 }
 

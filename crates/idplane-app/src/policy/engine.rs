@@ -186,6 +186,24 @@ fn quoted(id: &str) -> String {
     serde_json::to_string(id).unwrap_or_default()
 }
 
+/// An evaluation with everything read from the directory, ready for
+/// Cedar: deciding it reads nothing more, so it can run on any thread.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    action: EntityUid,
+    subject: (EntityUid, Vec<Entity>),
+    resource: (EntityUid, Vec<Entity>),
+}
+
+/// What [`App::prepare`] made of an evaluation.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    Ready(Box<Ready>),
+    /// Decided without Cedar (an unknown or inactive subject).
+    Decided(Decided),
+    Bad(BadRequest),
+}
+
 /// What an AuthZEN subject or resource turned into.
 enum Resolved {
     Entities(EntityUid, Vec<Entity>),
@@ -202,12 +220,26 @@ impl App {
         engine: &Engine,
         eval: &Evaluation,
     ) -> Result<std::result::Result<Decided, BadRequest>> {
+        Ok(match self.prepare(ctx, engine, eval).await? {
+            Prepared::Ready(ready) => decide(engine, *ready, eval),
+            Prepared::Decided(decided) => Ok(decided),
+            Prepared::Bad(bad) => Err(bad),
+        })
+    }
+
+    /// Reads what deciding `eval` needs from the directory.
+    pub(crate) async fn prepare(
+        &self,
+        ctx: &Ctx,
+        engine: &Engine,
+        eval: &Evaluation,
+    ) -> Result<Prepared> {
         let action = match engine.action(&eval.action.name) {
             Ok(action) => action,
-            Err(bad) => return Ok(Err(bad)),
+            Err(bad) => return Ok(Prepared::Bad(bad)),
         };
         if let Err(bad) = check_json(eval) {
-            return Ok(Err(bad));
+            return Ok(Prepared::Bad(bad));
         }
         let namespace = action.type_name().namespace();
         let version = Some(engine.version);
@@ -216,8 +248,10 @@ impl App {
             .await?
         {
             Ok(Resolved::Entities(uid, entities)) => (uid, entities),
-            Ok(Resolved::Denied(note)) => return Ok(Ok(Decided::denied(version, note))),
-            Err(bad) => return Ok(Err(bad.prefixed("subject"))),
+            Ok(Resolved::Denied(note)) => {
+                return Ok(Prepared::Decided(Decided::denied(version, note)));
+            }
+            Err(bad) => return Ok(Prepared::Bad(bad.prefixed("subject"))),
         };
         let resource = match self
             .resolve(ctx, engine, &eval.resource, &namespace, true)
@@ -227,9 +261,13 @@ impl App {
             // A resource that is not (or no longer) in the directory is
             // decided without its attributes and parents.
             Ok(Resolved::Denied(_)) => (resource_uid(&eval.resource)?, Vec::new()),
-            Err(bad) => return Ok(Err(bad.prefixed("resource"))),
+            Err(bad) => return Ok(Prepared::Bad(bad.prefixed("resource"))),
         };
-        Ok(decide(engine, action, subject, resource, eval))
+        Ok(Prepared::Ready(Box::new(Ready {
+            action,
+            subject,
+            resource,
+        })))
     }
 
     async fn resolve(
@@ -299,13 +337,17 @@ fn app_entity(
     Ok((built.uid(), built))
 }
 
-fn decide(
+/// Asks Cedar. CPU only: reads nothing.
+pub(crate) fn decide(
     engine: &Engine,
-    action: EntityUid,
-    (principal, subject_entities): (EntityUid, Vec<Entity>),
-    (resource, resource_entities): (EntityUid, Vec<Entity>),
+    ready: Ready,
     eval: &Evaluation,
 ) -> std::result::Result<Decided, BadRequest> {
+    let Ready {
+        action,
+        subject: (principal, subject_entities),
+        resource: (resource, resource_entities),
+    } = ready;
     let schema = &engine.compiled.schema;
     let context = merged_context(eval)?;
     let context = Context::from_json_value(Value::Object(context), Some((schema, &action)))
