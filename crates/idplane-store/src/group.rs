@@ -38,6 +38,11 @@ pub(crate) struct GroupState {
     /// A unit was dropped without commit: its savepoint is still open and
     /// must be rolled back before anything else runs.
     abandoned: bool,
+    /// A unit committed and its savepoint is still open: it is released in
+    /// the same statement that opens the next unit's, or by COMMIT (which
+    /// ends every savepoint). Each statement is a hand-off to SQLite's
+    /// worker thread, so this saves one per change.
+    unreleased: bool,
     /// Audit chain heads as this group has moved them, written at commit.
     pub(crate) heads: HashMap<TenantId, ChainHead>,
     /// Units that committed their savepoint, waiting for the group commit.
@@ -68,7 +73,12 @@ impl GroupState {
         if self.tx.is_none() {
             self.tx = Some(self.writer.begin().await?);
         }
-        self.conn().execute("SAVEPOINT unit").await?;
+        let start = if std::mem::take(&mut self.unreleased) {
+            "RELEASE SAVEPOINT unit; SAVEPOINT unit"
+        } else {
+            "SAVEPOINT unit"
+        };
+        self.conn().execute(start).await?;
         Ok(())
     }
 }
@@ -94,6 +104,7 @@ impl Group {
                 writer,
                 tx: None,
                 abandoned: false,
+                unreleased: false,
                 heads: HashMap::new(),
                 waiters: Vec::new(),
             })),
@@ -118,7 +129,7 @@ impl Group {
         Ok(Unit {
             guard,
             kick: self.kick.clone(),
-            released: false,
+            committed: false,
         })
     }
 
@@ -133,7 +144,7 @@ impl Group {
 pub(crate) struct Unit {
     guard: OwnedMutexGuard<GroupState>,
     kick: Arc<Notify>,
-    released: bool,
+    committed: bool,
 }
 
 impl Unit {
@@ -141,12 +152,12 @@ impl Unit {
         &mut self.guard
     }
 
-    /// Releases the savepoint with `heads` as the chain heads it moved,
-    /// gives up the turn and waits for the group commit.
+    /// Ends the unit with `heads` as the chain heads it moved (its
+    /// savepoint is released with the next unit's start or the group's
+    /// COMMIT), gives up the turn and waits for the group commit.
     pub(crate) async fn commit(mut self, heads: Vec<(TenantId, ChainHead)>) -> Result<()> {
-        // On error the unit is dropped, and so rolled back.
-        self.guard.conn().execute("RELEASE SAVEPOINT unit").await?;
-        self.released = true;
+        self.committed = true;
+        self.guard.unreleased = true;
         self.guard.heads.extend(heads);
         let (done, outcome) = oneshot::channel();
         self.guard.waiters.push(done);
@@ -161,7 +172,7 @@ impl Unit {
 
 impl Drop for Unit {
     fn drop(&mut self) {
-        if !self.released {
+        if !self.committed {
             self.guard.abandoned = true;
         }
         // The committer ends the group once the units queued behind this
@@ -188,6 +199,7 @@ async fn commit_group(state: &mut GroupState) {
     };
     let heads = std::mem::take(&mut state.heads);
     let abandoned = std::mem::take(&mut state.abandoned);
+    state.unreleased = false;
     let outcome = async {
         if abandoned {
             tx.execute(ROLLBACK_UNIT).await?;
