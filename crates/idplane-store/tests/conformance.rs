@@ -1160,26 +1160,21 @@ async fn batched_writes_span_several_statements_and_upsert(store: Store, _db: &T
             .collect();
         (memberships, assignments)
     };
-    let mut tx = store.write().await.unwrap();
-    principals::insert_all(&mut tx, &rows).await.unwrap();
-    let (memberships, assignments) = grant(None);
-    principals::upsert_memberships(&mut tx, acme.id, &memberships)
-        .await
-        .unwrap();
-    roles::upsert_assignments(&mut tx, &assignments)
-        .await
-        .unwrap();
-    commit(tx, acme.id, "hr.import").await;
-
-    let mut tx = store.write().await.unwrap();
-    let (memberships, assignments) = grant(Some(at(3600)));
-    principals::upsert_memberships(&mut tx, acme.id, &memberships)
-        .await
-        .unwrap();
-    roles::upsert_assignments(&mut tx, &assignments)
-        .await
-        .unwrap();
-    commit(tx, acme.id, "hr.import").await;
+    // The first pass inserts; the second finds every row and updates it.
+    for (pass, expires_at) in [None, Some(at(3600))].into_iter().enumerate() {
+        let mut tx = store.write().await.unwrap();
+        if pass == 0 {
+            principals::insert_all(&mut tx, &rows).await.unwrap();
+        }
+        let (memberships, assignments) = grant(expires_at);
+        principals::upsert_memberships(&mut tx, acme.id, &memberships)
+            .await
+            .unwrap();
+        roles::upsert_assignments(&mut tx, &assignments)
+            .await
+            .unwrap();
+        commit(tx, acme.id, "hr.import").await;
+    }
 
     let mut conn = read(&store).await;
     let last = principals::by_name(

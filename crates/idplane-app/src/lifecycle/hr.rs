@@ -440,16 +440,15 @@ impl App {
             };
         let mut steps = steps.into_iter().peekable();
         while let Some(step) = steps.next() {
-            let change_id = uuid::Uuid::now_v7().to_string();
-            let (employee_id, user_id, kind, effective_at, mut staged) = match step {
+            let (change_id, employee_id, user_id, kind, effective_at, mut staged) = match step {
                 Step::Join { user, employee_id } => {
                     // A run of joiners goes in together: a few statements
                     // for all of them rather than several for each.
                     let mut joiners = vec![(user, employee_id)];
-                    while let Some(Step::Join { .. }) = steps.peek() {
-                        if let Some(Step::Join { user, employee_id }) = steps.next() {
-                            joiners.push((user, employee_id));
-                        }
+                    while let Some(Step::Join { user, employee_id }) =
+                        steps.next_if(|s| matches!(s, Step::Join { .. }))
+                    {
+                        joiners.push((user, employee_id));
                     }
                     let (users, employee_ids): (Vec<Principal>, Vec<String>) =
                         joiners.into_iter().unzip();
@@ -475,7 +474,8 @@ impl App {
                         .stage_replace(&mut tx, ctx, &current, *next, Some(&rules))
                         .await?;
                     notices.extend(staged.notices);
-                    (employee_id, id, kind, None, staged.events)
+                    let change_id = uuid::Uuid::now_v7().to_string();
+                    (change_id, employee_id, id, kind, None, staged.events)
                 }
                 Step::Leave {
                     current,
@@ -483,13 +483,21 @@ impl App {
                     termination,
                 } => {
                     // The whole leaver pipeline, linked to this HR change.
+                    let change_id = uuid::Uuid::now_v7().to_string();
                     let cause = LeaverCause {
                         reason: LeaverReason::HrTermination,
                         hr_change_id: Some(change_id.clone()),
                     };
                     let left = stage_leaver(self, &mut tx, ctx, &current, &cause).await?;
                     notices.extend(left.notices);
-                    (employee_id, current.id, "leaver", termination, left.events)
+                    (
+                        change_id,
+                        employee_id,
+                        current.id,
+                        "leaver",
+                        termination,
+                        left.events,
+                    )
                 }
             };
             tag(&mut staged, &change_id);

@@ -32,6 +32,9 @@ pub struct SubjectPage {
     pub next: Option<String>,
 }
 
+/// Batches with fewer items ready for Cedar are decided on one thread.
+const PARALLEL_FROM: usize = 8;
+
 /// The audit action of a logged decision.
 pub const DECISION_EVENT: &str = "authz.decision";
 
@@ -290,9 +293,9 @@ enum Slot {
     Pending,
 }
 
-/// Decides `ready` in order, the second half on a blocking thread while
-/// this task does the first: the items are independent, and on a batch
-/// Cedar is most of the time.
+/// Decides `ready` in order; from [`PARALLEL_FROM`] items on, the second
+/// half on a blocking thread while this task does the first: the items are
+/// independent, and on a batch Cedar is most of the time.
 async fn decide_on_two_threads(
     engine: &Arc<Engine>,
     mut ready: Vec<(Evaluation, Ready)>,
@@ -306,7 +309,12 @@ async fn decide_on_two_threads(
             })
             .collect::<Vec<_>>()
     };
-    let second = ready.split_off(ready.len() / 2);
+    // A few decisions cost less than handing half of them to a thread.
+    let second = if ready.len() < PARALLEL_FROM {
+        Vec::new()
+    } else {
+        ready.split_off(ready.len() / 2)
+    };
     let other = (!second.is_empty()).then(|| {
         let engine = Arc::clone(engine);
         tokio::task::spawn_blocking(move || decide_all(&engine, second))
