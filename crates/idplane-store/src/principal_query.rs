@@ -574,3 +574,47 @@ fn ordering(op: Op) -> Option<&'static str> {
         Op::Co | Op::Sw | Op::Ew => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The planners use an expression index only for the very expression
+    /// indexed, so the department filter must render the migrations' one.
+    #[test]
+    fn department_filter_renders_the_indexed_expression() {
+        let migrations = [
+            (
+                Backend::Sqlite,
+                include_str!("../migrations/sqlite/0010_attribute_indexes.sql"),
+            ),
+            (
+                Backend::Postgres,
+                include_str!("../migrations/postgres/0010_attribute_indexes.sql"),
+            ),
+        ];
+        for (backend, migration) in migrations {
+            let indexed = migration
+                .split_once("kind,")
+                .and_then(|(_, rest)| rest.trim().strip_suffix(");"))
+                .unwrap();
+            let render = Render {
+                backend,
+                now: Timestamp::UNIX_EPOCH,
+            };
+            let mut q = Sql::new(backend, "");
+            let department = Predicate::Compare {
+                field: Field::Attr(&["department"]),
+                op: Op::Eq,
+                value: Operand::Text("R&D".into()),
+                case_exact: false,
+            };
+            render.predicate(&mut q, &department).unwrap();
+            let rendered = q.text().replace("principals.", "");
+            assert!(
+                rendered.contains(&format!("{indexed} = lower(")),
+                "{backend:?}: `{rendered}` does not compare `{indexed}`"
+            );
+        }
+    }
+}

@@ -5,10 +5,15 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http::{Conn, Error};
 use crate::scenarios::Workload;
+
+/// The number of the next unit of load, unique across every window of a
+/// run, so creations never reuse a name from an earlier level.
+static NEXT_UNIT: AtomicU64 = AtomicU64::new(0);
 
 /// What one run at one concurrency measured.
 #[derive(Debug)]
@@ -46,7 +51,6 @@ pub async fn measure(
     let start = Instant::now() + Duration::from_millis(20);
     let measured_from = start + window.warmup;
     let until = measured_from + window.duration;
-    let stride = window.concurrency as u64;
     let mut workers = Vec::with_capacity(window.concurrency);
     for worker in 0..window.concurrency {
         let workload = workload.clone();
@@ -61,15 +65,14 @@ pub async fn measure(
                 }
             };
             tokio::time::sleep_until(start.into()).await;
-            let mut i = worker as u64;
             loop {
                 let sent = Instant::now();
                 if sent >= until {
                     break;
                 }
-                let outcome = workload.run(&mut conn, &mut state, i).await;
+                let unit = NEXT_UNIT.fetch_add(1, Ordering::Relaxed);
+                let outcome = workload.run(&mut conn, &mut state, unit).await;
                 let done = Instant::now();
-                i += stride;
                 if sent < measured_from || done > until {
                     continue;
                 }

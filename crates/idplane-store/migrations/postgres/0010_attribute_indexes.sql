@@ -1,0 +1,7 @@
+-- SCIM filters and birthright rules select people by department. Without
+-- an index every such filter reads every principal's JSON. The indexed
+-- expression is exactly what principal_query.rs renders for a
+-- case-insensitive comparison of `department` (a unit test holds them
+-- together): PostgreSQL uses an expression index only for the same expression.
+CREATE INDEX principals_department ON principals (tenant_id, kind,
+    lower(CASE WHEN jsonb_typeof(attributes::jsonb #> '{department}') = 'string' THEN attributes::jsonb #>> '{department}' END));
