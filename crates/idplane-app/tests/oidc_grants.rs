@@ -1,7 +1,8 @@
 //! OAuth grants against the injected clock: codes expire after 60 s,
 //! refresh families keep their absolute end, access tokens never outlive a
-//! time-bound role they reflect, and deprovisioning revokes what a person's
-//! relying parties hold.
+//! time-bound role they reflect, deprovisioning revokes what a person's
+//! relying parties hold, and a remembered JWT verification expires with its
+//! token.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -318,4 +319,37 @@ async fn refresh_families_keep_their_end_and_die_with_the_account() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_remembered_verification_still_expires_and_never_covers_other_bytes() {
+    let h = Harness::new().await;
+    let (person, session) = h.person().await;
+    let (client, _) = h.client().await;
+    let code = h.code(&person, &session).await;
+    let ctx = h.ctx().await;
+    let tokens = h
+        .app
+        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
+        .await
+        .unwrap();
+    let valid = async |token: &str| {
+        h.app
+            .validate_access_token(ctx.tenant, token)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    // The second check is answered from the remembered verification.
+    assert!(valid(&tokens.access_token).await);
+    assert!(valid(&tokens.access_token).await);
+    // One character of the signature changed: verified afresh, and refused.
+    let mut tampered = tokens.access_token.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    assert!(!valid(std::str::from_utf8(&tampered).unwrap()).await);
+    h.clock.advance(SignedDuration::from_secs(
+        tokens.expires_in.try_into().unwrap(),
+    ));
+    assert!(!valid(&tokens.access_token).await);
 }

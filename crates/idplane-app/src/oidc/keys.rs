@@ -376,6 +376,17 @@ impl App {
             .map(|key| (key.algorithm, key.decoding.clone()))
     }
 
+    /// Whether the key `kid` is in the JWKS at `now`, so what it signed
+    /// still verifies.
+    pub(crate) fn is_verification_key(&self, kid: &str, now: Timestamp) -> bool {
+        self.inner
+            .signing_keys
+            .get()
+            .published
+            .iter()
+            .any(|key| key.kid == kid && key.published_at(now))
+    }
+
     /// Every token signing key, newest last, with its status at `now`.
     pub async fn signing_keys(&self, now: Timestamp) -> Result<Vec<KeyInfo>> {
         let mut conn = self.store().read().await?;
