@@ -23,6 +23,7 @@ use idplane_app::directory::roles::{AssignRole, CreateRole};
 use idplane_app::oidc::ErrorCode;
 use idplane_app::oidc::authorize::{AuthorizationRequest, Params};
 use idplane_app::oidc::clients::{Client, CreateClient};
+use idplane_app::oidc::token::TokenResponse;
 use idplane_core::directory::{Principal, Status};
 use idplane_store::sessions::StoredSession;
 use jiff::SignedDuration;
@@ -118,6 +119,15 @@ impl Harness {
             .await
             .unwrap()
     }
+
+    /// The code exchanged with the right redirect URI and verifier.
+    async fn exchange(&self, client: &Client, code: &str) -> TokenResponse {
+        let ctx = self.ctx().await;
+        self.app
+            .exchange_code(&ctx, client, code, Some(REDIRECT), Some(VERIFIER), None)
+            .await
+            .unwrap()
+    }
 }
 
 fn claims(jwt: &str) -> serde_json::Value {
@@ -143,12 +153,7 @@ async fn codes_expire_after_sixty_seconds() {
     // Within the minute it works once.
     let code = h.code(&person, &session).await;
     h.clock.advance(SignedDuration::from_secs(59));
-    let ctx = h.ctx().await;
-    let tokens = h
-        .app
-        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
-        .await
-        .unwrap();
+    let tokens = h.exchange(&client, &code).await;
     assert!(tokens.id_token.is_some());
     // The redirect URI and the verifier must match.
     let code = h.code(&person, &session).await;
@@ -199,11 +204,7 @@ async fn access_tokens_never_outlive_a_time_bound_role() {
         .await
         .unwrap();
     let code = h.code(&person, &session).await;
-    let tokens = h
-        .app
-        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
-        .await
-        .unwrap();
+    let tokens = h.exchange(&client, &code).await;
     let access = claims(&tokens.access_token);
     assert_eq!(access["roles"], serde_json::json!(["oncall"]));
     assert_eq!(
@@ -238,12 +239,7 @@ async fn refresh_families_keep_their_end_and_die_with_the_account() {
     let (person, session) = h.person().await;
     let (client, _) = h.client().await;
     let code = h.code(&person, &session).await;
-    let ctx = h.ctx().await;
-    let tokens = h
-        .app
-        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
-        .await
-        .unwrap();
+    let tokens = h.exchange(&client, &code).await;
     // Rotation 29 days in does not extend the 30-day family.
     h.clock.advance(SignedDuration::from_hours(29 * 24));
     let ctx = h.ctx().await;
@@ -276,11 +272,7 @@ async fn refresh_families_keep_their_end_and_die_with_the_account() {
     // Deprovisioning revokes the refresh tokens and the access token.
     let code = h.code(&person, &session).await;
     let ctx = h.ctx().await;
-    let tokens = h
-        .app
-        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
-        .await
-        .unwrap();
+    let tokens = h.exchange(&client, &code).await;
     assert!(
         h.app
             .validate_access_token(ctx.tenant, &tokens.access_token)
@@ -328,11 +320,7 @@ async fn a_remembered_verification_still_expires_and_never_covers_other_bytes() 
     let (client, _) = h.client().await;
     let code = h.code(&person, &session).await;
     let ctx = h.ctx().await;
-    let tokens = h
-        .app
-        .exchange_code(&ctx, &client, &code, Some(REDIRECT), Some(VERIFIER), None)
-        .await
-        .unwrap();
+    let tokens = h.exchange(&client, &code).await;
     let valid = async |token: &str| {
         h.app
             .validate_access_token(ctx.tenant, token)
