@@ -14,6 +14,10 @@ use idplane_core::audit::AuditEvent;
 use idplane_core::{Actor, RequestMeta, SystemClock};
 use idplane_store::{Store, StoreOptions};
 
+/// The server's allocator, so these figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

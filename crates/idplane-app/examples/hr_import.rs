@@ -19,6 +19,10 @@ use idplane_app::lifecycle::hr::HrMapping;
 use idplane_core::{Actor, Ctx, RequestMeta, SystemClock};
 use idplane_store::{Store, StoreOptions};
 
+/// The server's allocator, so these figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Support", "Finance"];
 
 #[tokio::main]

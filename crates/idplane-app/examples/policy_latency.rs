@@ -16,6 +16,10 @@ use cedar_policy::{
 };
 use idplane_app::policy::index::IndexedPolicies;
 
+/// The server's allocator, so these figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Outcome<T> = Result<T, Box<dyn Error>>;
 
 const APPS: &[&str] = &["Crm", "Docs", "Billing"];

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::directory_schema::{DIRECTORY_NAMESPACE, directory_fragment};
 use super::index::IndexedPolicies;
+use super::shapes::Shapes;
 
 /// Most policies in one bundle.
 pub const MAX_POLICIES: usize = 20_000;
@@ -78,6 +79,9 @@ impl BundleError {
 pub struct Compiled {
     pub schema: Schema,
     pub policies: IndexedPolicies,
+    /// The applications' primitive-only entity types, built without
+    /// Cedar's JSON parser.
+    pub shapes: Shapes,
     /// The application namespaces, without the directory's.
     pub namespaces: Vec<String>,
     pub decision_log: DecisionLogSettings,
@@ -101,6 +105,7 @@ pub fn compile(bundle: &PolicyBundle) -> Result<Compiled, BundleError> {
     }
     Ok(Compiled {
         policies: IndexedPolicies::new(policies),
+        shapes: Shapes::from_schemas(&bundle.schemas),
         schema,
         namespaces: bundle.schemas.keys().cloned().collect(),
         decision_log: bundle.decision_log.clone(),

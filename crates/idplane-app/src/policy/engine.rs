@@ -327,6 +327,13 @@ fn app_entity(
     type_name: EntityTypeName,
     entity: &authzen::Entity,
 ) -> std::result::Result<(EntityUid, Entity), BadRequest> {
+    if let Some(built) = engine
+        .compiled
+        .shapes
+        .entity(&type_name, &entity.id, &entity.properties)
+    {
+        return Ok((built.uid(), built));
+    }
     let json = json!({
         "uid": {"type": type_name.to_string(), "id": entity.id},
         "attrs": entity.properties,
@@ -350,8 +357,13 @@ pub(crate) fn decide(
     } = ready;
     let schema = &engine.compiled.schema;
     let context = merged_context(eval)?;
-    let context = Context::from_json_value(Value::Object(context), Some((schema, &action)))
-        .map_err(|e| BadRequest(format!("context: {e}")))?;
+    // Request::new checks the context against the schema either way.
+    let context = if context.is_empty() {
+        Context::empty()
+    } else {
+        Context::from_json_value(Value::Object(context), Some((schema, &action)))
+            .map_err(|e| BadRequest(format!("context: {e}")))?
+    };
     let action_entities = engine.actions.get(&action).cloned().unwrap_or_default();
     let request = Request::new(principal, action, resource, context, Some(schema))
         .map_err(|e| BadRequest(e.to_string()))?;

@@ -15,5 +15,6 @@ pub mod engine;
 pub(crate) mod entities;
 pub mod impact;
 pub mod index;
+pub mod shapes;
 pub mod tests;
 pub mod versions;
