@@ -422,3 +422,30 @@ async fn every_change_is_audited_and_tampering_is_detected() {
         "names the checkpoint record: {err}"
     );
 }
+
+#[tokio::test]
+async fn an_export_whose_reader_goes_away_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = TestServer::start(&data, true).await;
+    srv.create(
+        "/api/v1/tenants/default/users",
+        json!({"username": "piper"}),
+    )
+    .await;
+    assert!(srv.terminate().await.success());
+
+    // As `idplane audit export | head -0`: the pipe is closed before the
+    // first write, so every write fails with EPIPE.
+    let mut child = idplane()
+        .args(["audit", "export", "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+}
