@@ -156,12 +156,12 @@ impl App {
         };
         let Some(client_id) = client_id else {
             return Err(self
-                .client_auth_failed(ctx, None, "no client identified")
+                .client_auth_failed(ctx, None, "no client identified", Disclose::Reason)
                 .await);
         };
         let Some(cached) = self.cached_client_entry(ctx.tenant, &client_id).await? else {
             return Err(self
-                .client_auth_failed(ctx, Some(&client_id), "unknown client")
+                .client_auth_failed(ctx, Some(&client_id), "unknown client", Disclose::Nothing)
                 .await);
         };
         let client = &cached.client;
@@ -174,6 +174,7 @@ impl App {
                         "the client must authenticate with {}",
                         client.token_endpoint_auth_method.as_str()
                     ),
+                    Disclose::Reason,
                 )
                 .await);
         }
@@ -186,7 +187,12 @@ impl App {
                     .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
                 if !ok {
                     return Err(self
-                        .client_auth_failed(ctx, Some(&client_id), "wrong secret")
+                        .client_auth_failed(
+                            ctx,
+                            Some(&client_id),
+                            "wrong secret",
+                            Disclose::Nothing,
+                        )
                         .await);
                 }
             }
@@ -205,7 +211,12 @@ impl App {
                 };
                 if let Err(err) = checked {
                     return Err(self
-                        .client_auth_failed(ctx, Some(&client_id), &err.description)
+                        .client_auth_failed(
+                            ctx,
+                            Some(&client_id),
+                            &err.description,
+                            Disclose::Reason,
+                        )
                         .await);
                 }
             }
@@ -220,6 +231,7 @@ impl App {
         ctx: &Ctx,
         client_id: Option<&str>,
         reason: &str,
+        disclose: Disclose,
     ) -> OAuthError {
         let shown: Option<String> = client_id.map(|c| c.chars().take(128).collect());
         let event = AuditEvent::new(
@@ -232,8 +244,22 @@ impl App {
         if let Err(e) = self.record(event).await {
             tracing::error!(error = %e, "could not audit a failed client authentication");
         }
-        OAuthError::invalid_client(format!("client authentication failed: {reason}"))
+        match disclose {
+            Disclose::Reason => {
+                OAuthError::invalid_client(format!("client authentication failed: {reason}"))
+            }
+            Disclose::Nothing => OAuthError::invalid_client("client authentication failed"),
+        }
     }
+}
+
+/// Whether the caller learns why its authentication failed. An unknown
+/// client and a wrong secret look alike, so the answer does not tell which
+/// client ids exist; the audit event has the reason either way.
+#[derive(Clone, Copy, Debug)]
+enum Disclose {
+    Reason,
+    Nothing,
 }
 
 /// The `sub` of an unverified client assertion: only to find the client

@@ -421,6 +421,14 @@ async fn client_credentials_introspection_and_revocation() {
         (status, s(&body["error"])),
         (StatusCode::UNAUTHORIZED, "invalid_client".into())
     );
+    // An unknown client gets the same answer: no client id oracle.
+    let (unknown_status, unknown) = token_request(
+        &server,
+        Some(("nobody", "idp_cs_wrong")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!((unknown_status, &unknown), (status, &body));
     let (_, body) = token_request(
         &server,
         Some(("billing", &service)),
@@ -438,7 +446,13 @@ async fn client_credentials_introspection_and_revocation() {
         assert_eq!(body["error"], "unsupported_grant_type", "{grant}");
     }
     let failed = server.audit_query("&action=client.auth").await;
-    assert!(!failed.is_empty());
+    let reasons: Vec<&str> = failed
+        .iter()
+        .filter_map(|e| e["details"]["reason"].as_str())
+        .collect();
+    for reason in ["wrong secret", "unknown client"] {
+        assert!(reasons.contains(&reason), "{reasons:?}");
+    }
 
     // Revocation makes it inactive.
     let r = server
