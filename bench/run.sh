@@ -5,7 +5,7 @@
 # alternating with idplane) and the in-process measurements, and rewrites
 # the generated section of docs/benchmarks.md.
 #
-#   bash bench/run.sh                         # 15 minutes on 2 cores, after the release build
+#   bash bench/run.sh                         # 15 minutes on 2 cores, after the release build (fat LTO: several minutes per binary)
 #   bash bench/run.sh --seconds 3             # shorter windows (flags go to `bench run`)
 #   OUT=/tmp/report.md bash bench/run.sh      # write the section elsewhere
 set -euo pipefail
