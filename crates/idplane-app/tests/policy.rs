@@ -26,6 +26,7 @@ use support::Harness;
 const SCHEMA: &str = r#"namespace Docs {
   entity Doc = { owner: String, classification: Long };
   action read, write appliesTo { principal: [Idplane::User], resource: [Doc], context: { mfa?: Bool } };
+  action approve appliesTo { principal: [Idplane::User], resource: [Doc], context: { ticket: String } };
 }"#;
 
 const POLICIES: &str = r#"
@@ -210,6 +211,9 @@ async fn bad_requests_are_errors_never_allows() {
         json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
                "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a", "classification": 1}},
                "context": {"unknown": 1}}),
+        // No context where the action requires a key.
+        json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "approve"},
+               "resource": {"type": "Doc", "id": "d", "properties": {"owner": "a", "classification": 1}}}),
         // Directory attributes cannot be supplied by the caller.
         json!({"subject": {"type": "user", "id": "alice", "properties": {"email": "bob@example.com"}},
                "action": {"name": "write"},
