@@ -47,7 +47,9 @@ const RESOURCES: &[&str] = &[
 ];
 const PRINCIPAL_TYPES: &[&str] = &["User", "Group", "App::Role"];
 const RESOURCE_TYPES: &[&str] = &["Doc", "Folder", "App::Doc"];
-/// Some read attributes that may be missing, so some policies error.
+/// Some read attributes that may be missing or of another type, so some
+/// policies error; many start with a comparison the index may decide (a
+/// guard) and go on with tests it may not.
 const CONDITIONS: &[&str] = &[
     "",
     "when { true }",
@@ -56,6 +58,19 @@ const CONDITIONS: &[&str] = &[
     "unless { context.urgent }",
     r#"when { principal has level && principal.level == 1 }"#,
     r#"when { resource in Folder::"f0" }"#,
+    "when { resource.level > 1 && principal.level < 3 }",
+    "when { resource.level > 1 } unless { context.urgent }",
+    "unless { resource.level == 2 }",
+    "unless { resource.level == 2 } when { principal.level >= 1 }",
+    "when { principal.level != resource.level && context.urgent }",
+    r#"when { resource.level == "2" }"#,
+    r#"when { resource.level < "2" }"#,
+    "when { 1 >= principal.level }",
+    "when { resource.level < 2 && context.urgent }",
+    "unless { principal.level >= 2 }",
+    "when { resource.name == principal.name && resource.level > 0 }",
+    r#"unless { principal.name == "u1" }"#,
+    r#"when { principal.name != "u1" && principal.flag == true }"#,
 ];
 
 fn scope(
@@ -104,12 +119,16 @@ fn links() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
 
 /// Each entity is present or missing; a present one has some of the earlier
 /// entities of its kind (or of the groups, for users) as parents, so the
-/// hierarchy is acyclic, and maybe a `level`.
+/// hierarchy is acyclic, and maybe a `level` (a long, sometimes a string),
+/// a `name` and a `flag`.
 #[derive(Debug, Clone)]
 struct EntitySpec {
     present: bool,
     parents: Vec<Index>,
     level: Option<i64>,
+    level_as_string: bool,
+    name: Option<&'static str>,
+    flag: Option<bool>,
 }
 
 fn entity_spec() -> impl Strategy<Value = EntitySpec> {
@@ -117,12 +136,20 @@ fn entity_spec() -> impl Strategy<Value = EntitySpec> {
         prop::bool::weighted(0.85),
         prop::collection::vec(any::<Index>(), 0..3),
         prop::option::of(0..4i64),
+        prop::bool::weighted(0.1),
+        prop::option::of(select(&["u1", "d0", "x"][..])),
+        prop::option::of(any::<bool>()),
     )
-        .prop_map(|(present, parents, level)| EntitySpec {
-            present,
-            parents,
-            level,
-        })
+        .prop_map(
+            |(present, parents, level, level_as_string, name, flag)| EntitySpec {
+                present,
+                parents,
+                level,
+                level_as_string,
+                name,
+                flag,
+            },
+        )
 }
 
 fn uid(text: &str) -> EntityUid {
@@ -155,11 +182,22 @@ fn entities(specs: &[EntitySpec]) -> Entities {
                 .filter(|_| !candidates.is_empty())
                 .map(|index| uid(candidates[index.index(candidates.len())]))
                 .collect();
-            let attrs: HashMap<String, RestrictedExpression> = spec
-                .level
-                .map(|level| ("level".to_owned(), RestrictedExpression::new_long(level)))
-                .into_iter()
-                .collect();
+            let level = spec.level.map(|level| {
+                if spec.level_as_string {
+                    RestrictedExpression::new_string(level.to_string())
+                } else {
+                    RestrictedExpression::new_long(level)
+                }
+            });
+            let name = spec
+                .name
+                .map(|name| RestrictedExpression::new_string(name.to_owned()));
+            let flag = spec.flag.map(RestrictedExpression::new_bool);
+            let attrs: HashMap<String, RestrictedExpression> =
+                [("level", level), ("name", name), ("flag", flag)]
+                    .into_iter()
+                    .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+                    .collect();
             entities.push(Entity::new(uid(text), attrs, parents).expect("entity"));
         }
     }
@@ -208,7 +246,7 @@ fn summary(response: &Response) -> (cedar_policy::Decision, BTreeSet<String>, Ve
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
 
     #[test]
     fn indexed_decisions_equal_full_evaluation(

@@ -1,5 +1,7 @@
 //! Indexed evaluation of a Cedar policy set: a decision evaluates only the
-//! policies whose heads (scope constraints) can match the request.
+//! policies whose heads (scope constraints) can match the request, and of
+//! those only the ones whose first test (their guard, `guard.rs`) the
+//! request may pass.
 //!
 //! Cedar conjoins a policy's scope constraints with its conditions and
 //! evaluates the scope first, short-circuiting, and scope constraints cannot
@@ -11,6 +13,7 @@
 //! action entities).
 
 mod groups;
+mod guard;
 mod head;
 mod merge;
 mod postings;
@@ -35,11 +38,12 @@ pub struct IndexedPolicies {
 impl IndexedPolicies {
     pub fn new(policies: PolicySet) -> Self {
         let mut names = Names::default();
-        let groups = groups::group_by_head(&policies, &mut names).unwrap_or_else(|_| {
+        let groups = groups::group_by_head_and_guard(&policies, &mut names).unwrap_or_else(|_| {
             // Regrouping policies of a valid set cannot fail; if it ever
             // did, one always-matching group of the whole set stays exact.
             vec![Group {
                 head: Head::ANY,
+                guard: None,
                 policies: policies.clone(),
             }]
         });
@@ -58,17 +62,21 @@ impl IndexedPolicies {
     }
 
     /// Cedar's decision over only the policies whose heads can match
-    /// `request`; identical Response (decision, determining policy ids,
+    /// `request` and whose guards it may pass; identical Response (decision, determining policy ids,
     /// errors) to evaluating the whole set, errors possibly in another
     /// order (Cedar leaves their order unspecified).
     pub fn is_authorized(&self, request: &Request, entities: &Entities) -> Response {
         let Some(scope) = RequestScope::of(request, entities, &self.names) else {
             return self.is_authorized_full(request, entities);
         };
-        merge::combine(self.matching_groups(&scope).into_iter().map(|group| {
-            self.authorizer
-                .is_authorized(request, &self.groups[group].policies, entities)
-        }))
+        merge::combine(
+            self.matching_groups(&scope, request, entities)
+                .into_iter()
+                .map(|group| {
+                    self.authorizer
+                        .is_authorized(request, &self.groups[group].policies, entities)
+                }),
+        )
     }
 
     /// The whole set, unindexed (reference for tests and benchmarks).
@@ -77,8 +85,14 @@ impl IndexedPolicies {
             .is_authorized(request, &self.policies, entities)
     }
 
-    /// The groups whose heads match, each once, in policy-set order.
-    fn matching_groups(&self, scope: &RequestScope) -> Vec<usize> {
+    /// The groups whose heads match and whose guards may pass, each once,
+    /// in policy-set order.
+    fn matching_groups(
+        &self,
+        scope: &RequestScope,
+        request: &Request,
+        entities: &Entities,
+    ) -> Vec<usize> {
         let mut matching: Vec<usize> = self
             .postings
             .candidates(scope)
@@ -86,6 +100,12 @@ impl IndexedPolicies {
             .collect();
         matching.sort_unstable();
         matching.dedup();
+        matching.retain(|&group| {
+            self.groups[group]
+                .guard
+                .as_ref()
+                .is_none_or(|guard| guard.may_pass(request, entities))
+        });
         matching
     }
 }
@@ -159,7 +179,7 @@ mod tests {
         );
         let scope = RequestScope::of(request, entities, &index.names).expect("known request");
         index
-            .matching_groups(&scope)
+            .matching_groups(&scope, request, entities)
             .into_iter()
             .flat_map(|group| index.groups[group].policies.policies())
             .map(|policy| policy.id().to_string())
@@ -426,6 +446,43 @@ mod tests {
         let (decision, reasons, errors) = summary(&index.is_authorized(&request, &entities));
         assert_eq!((decision, reasons), (Decision::Deny, ids(&["forbid"])));
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn a_group_whose_guard_fails_is_skipped() {
+        // Every entity of `entities()` has level 3; bob is not there.
+        let index = IndexedPolicies::new(policy_set(&[
+            (
+                "high",
+                "forbid(principal, action, resource) when { resource.level > 8 };",
+            ),
+            (
+                "high too",
+                "forbid(principal, action, resource) when { resource.level > 8 && principal.missing };",
+            ),
+            (
+                "low",
+                "permit(principal, action, resource) when { resource.level <= 8 };",
+            ),
+            (
+                "unless low",
+                "permit(principal, action, resource) unless { principal.level < 5 };",
+            ),
+            (
+                "same level",
+                "permit(principal, action, resource) when { principal.level == resource.level };",
+            ),
+        ]));
+        assert_eq!(
+            evaluated(&index, ALICE, EDIT, DOC),
+            ids(&["low", "same level"])
+        );
+        // bob is not there to decide on: Cedar evaluates his guards (and
+        // errors); the resource's still decide.
+        assert_eq!(
+            evaluated(&index, BOB, EDIT, DOC),
+            ids(&["low", "unless low", "same level"])
+        );
     }
 
     #[test]

@@ -1,32 +1,37 @@
-//! Policies grouped by identical heads, each group a precomputed policy set,
-//! so a decision never builds a policy set and evaluates each matching head
-//! once.
+//! Policies grouped by identical heads and guards, each group a precomputed
+//! policy set, so a decision never builds a policy set, evaluates each
+//! matching head once and skips a group whose guard the request fails.
 
 use std::collections::HashMap;
 
 use cedar_policy::{Policy, PolicySet, PolicySetError};
 
+use super::guard::Guard;
 use super::head::{Head, Names};
 
-/// Policies that share one head: they match a request together or not at all.
+/// Policies that share one head and one guard: they match a request
+/// together or not at all.
 #[derive(Debug, Clone)]
 pub(super) struct Group {
     pub(super) head: Head,
+    pub(super) guard: Option<Guard>,
     pub(super) policies: PolicySet,
 }
 
-/// The groups of `source`, in the order of each head's first policy.
-pub(super) fn group_by_head(
+/// The groups of `source`, in the order of each group's first policy.
+pub(super) fn group_by_head_and_guard(
     source: &PolicySet,
     names: &mut Names,
 ) -> Result<Vec<Group>, Box<PolicySetError>> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut by_head: HashMap<Head, usize> = HashMap::new();
+    let mut by_key: HashMap<(Head, Option<Guard>), usize> = HashMap::new();
     for policy in source.policies() {
-        let head = Head::of(policy, names);
-        let position = *by_head.entry(head.clone()).or_insert_with(|| {
+        let key = (Head::of(policy, names), Guard::of(policy));
+        let position = *by_key.entry(key.clone()).or_insert_with(|| {
+            let (head, guard) = key;
             groups.push(Group {
                 head,
+                guard,
                 policies: PolicySet::new(),
             });
             groups.len() - 1
