@@ -68,6 +68,7 @@ const CONDITIONS: &[&str] = &[
     "when { 1 >= principal.level }",
     "when { resource.level < 2 && context.urgent }",
     "unless { principal.level >= 2 }",
+    r#"when { principal.level >= 1 && resource.level < 3 && resource.name != "d0" }"#,
     "when { resource.name == principal.name && resource.level > 0 }",
     r#"unless { principal.name == "u1" }"#,
     r#"when { principal.name != "u1" && principal.flag == true }"#,

@@ -1,30 +1,34 @@
-//! A policy's guard: the first test its conditions make, when that test
-//! compares an attribute of the principal or the resource with a literal or
-//! with another such attribute (`resource.level > 8`, `unless {
+//! A policy's guard: the leading tests of its conditions that compare an
+//! attribute of the principal or the resource with a literal or with
+//! another such attribute (`resource.level > 8`, `unless {
 //! principal.status == "suspended" }`, `resource.owner == principal.name`).
 //!
 //! Cedar joins a policy's clauses with `&&` in the order written (an
 //! `unless` clause as its negation) and evaluates them left to right,
-//! short-circuiting, after the scope, which cannot error. So when the first
-//! test evaluates to false without error, nothing after it is evaluated and
-//! the policy is not satisfied: it adds neither a reason nor an error, and
-//! leaving it out yields the same Response. A guard is only ever decided
-//! where Cedar's own result is certain (the entity exists, the attribute is
-//! there, the operands are of the types the operator takes without error);
-//! anything else leaves the policy to Cedar.
+//! short-circuiting, after the scope, which cannot error. So when the
+//! leading tests are certainly true up to one that is certainly false,
+//! nothing after it is evaluated and the policy is not satisfied: it adds
+//! neither a reason nor an error, and leaving it out yields the same
+//! Response. A test is only ever decided where Cedar's own result is
+//! certain (the entity exists, the attribute is there, the operands are of
+//! the types the operator takes without error); anything else leaves the
+//! policy to Cedar.
 
 use cedar_policy::{Entities, EvalResult, Policy, Request};
 use serde_json::Value;
 
-/// The first test of a policy's conditions, and whether it must hold
-/// (`when`) or fail (`unless`) for the policy to go on.
+/// The leading decidable tests of a policy's conditions, in evaluation
+/// order; never empty.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Guard {
+pub(super) struct Guard(Vec<Test>);
+
+/// One comparison, and whether it must hold (`when`) or fail (`unless`)
+/// for the policy to go on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Test {
     left: Operand,
     op: Comparison,
     right: Operand,
-    /// `false` for an `unless` clause: the policy goes on when the
-    /// comparison is false.
     expected: bool,
 }
 
@@ -62,19 +66,42 @@ impl Guard {
     /// decide.
     pub(super) fn of(policy: &Policy) -> Option<Self> {
         let json = policy.to_json().ok()?;
-        let first = json.get("conditions")?.as_array()?.first()?;
-        let body = first.get("body")?;
-        match first.get("kind")?.as_str()? {
-            // `when { a && b }`: `a` is evaluated first.
-            "when" => Self::comparison(leftmost_conjunct(body), true),
-            // `unless { c }` is `!c`; with `&&` inside, `!(a && b)` needs
-            // both sides, so only a lone comparison qualifies.
-            "unless" => Self::comparison(body, false),
-            _ => None,
+        let mut conjuncts = Vec::new();
+        for clause in json.get("conditions")?.as_array()? {
+            let body = clause.get("body")?;
+            match clause.get("kind")?.as_str()? {
+                // `when { a && b }`: `a`, then `b`.
+                "when" => conjuncts_of(body, &mut conjuncts),
+                // `unless { c }` is `!c`: one test, and only a lone
+                // comparison (`!(a && b)` needs both sides).
+                "unless" => conjuncts.push((body, false)),
+                _ => return None,
+            }
         }
+        let tests: Vec<Test> = conjuncts
+            .into_iter()
+            .map_while(|(expr, expected)| Test::of(expr, expected))
+            .collect();
+        (!tests.is_empty()).then_some(Self(tests))
     }
 
-    fn comparison(expr: &Value, expected: bool) -> Option<Self> {
+    /// `true` unless Cedar would certainly evaluate these tests so that the
+    /// policy stops, unsatisfied and without error.
+    pub(super) fn may_pass(&self, request: &Request, entities: &Entities) -> bool {
+        for test in &self.0 {
+            match test.outcome(request, entities) {
+                // Certainly true: Cedar goes on to the next test.
+                Some(true) => {}
+                Some(false) => return false,
+                None => return true,
+            }
+        }
+        true
+    }
+}
+
+impl Test {
+    fn of(expr: &Value, expected: bool) -> Option<Self> {
         let (name, operands) = single_entry(expr)?;
         let op = match name {
             "==" => Comparison::Eq,
@@ -99,18 +126,12 @@ impl Guard {
         })
     }
 
-    /// `true` unless Cedar would certainly evaluate this test so that the
-    /// policy stops here, unsatisfied and without error.
-    pub(super) fn may_pass(&self, request: &Request, entities: &Entities) -> bool {
-        let (Some(left), Some(right)) = (
-            self.left.value(request, entities),
-            self.right.value(request, entities),
-        ) else {
-            return true;
-        };
-        self.op
-            .apply(&left, &right)
-            .is_none_or(|outcome| outcome == self.expected)
+    /// Whether the policy goes on past this test, where Cedar's answer is
+    /// certain and error-free.
+    fn outcome(&self, request: &Request, entities: &Entities) -> Option<bool> {
+        let left = self.left.value(request, entities)?;
+        let right = self.right.value(request, entities)?;
+        Some(self.op.apply(&left, &right)? == self.expected)
     }
 }
 
@@ -189,14 +210,20 @@ impl Primitive {
     }
 }
 
-/// The first operand of a chain of `&&`s (the expression itself otherwise).
-fn leftmost_conjunct(mut expr: &Value) -> &Value {
-    while let Some(("&&", operands)) = single_entry(expr)
-        && let Some(left) = operands.get("left")
-    {
-        expr = left;
+/// The operands of a tree of `&&`s in Cedar's evaluation order (left to
+/// right), each expected to hold.
+fn conjuncts_of<'a>(expr: &'a Value, into: &mut Vec<(&'a Value, bool)>) {
+    match single_entry(expr) {
+        Some(("&&", operands)) => {
+            if let (Some(left), Some(right)) = (operands.get("left"), operands.get("right")) {
+                conjuncts_of(left, into);
+                conjuncts_of(right, into);
+            } else {
+                into.push((expr, true));
+            }
+        }
+        _ => into.push((expr, true)),
     }
-    expr
 }
 
 /// The one key and value of an EST node such as `{"==": {...}}`.
@@ -274,28 +301,32 @@ mod tests {
     const D: &str = r#"Doc::"d""#;
 
     #[test]
-    fn the_first_test_of_the_first_clause_is_the_guard() {
-        assert!(guard("permit(principal, action, resource);").is_none());
-        assert!(guard("permit(principal, action, resource) when { true };").is_none());
-        assert!(guard("permit(principal, action, resource) when { 1 < 2 };").is_none());
-        assert!(guard("permit(principal, action, resource) when { context.level > 1 };").is_none());
-        assert!(
-            guard("permit(principal, action, resource) when { resource has level && resource.level > 1 };")
-                .is_none()
+    fn the_guard_is_the_leading_run_of_comparisons() {
+        for no_guard in [
+            "permit(principal, action, resource);",
+            "permit(principal, action, resource) when { true };",
+            "permit(principal, action, resource) when { 1 < 2 && resource.level > 1 };",
+            "permit(principal, action, resource) when { context.level > 1 };",
+            "permit(principal, action, resource) when { resource has level && resource.level > 1 };",
+            "permit(principal, action, resource) unless { resource.level > 1 && true };",
+        ] {
+            assert!(guard(no_guard).is_none(), "{no_guard}");
+        }
+        let two = guard(
+            "permit(principal, action, resource) when { resource.level > 1 && resource.owner == principal.name } when { false };",
         );
-        assert!(
-            guard("permit(principal, action, resource) unless { resource.level > 1 && true };")
-                .is_none()
-        );
+        assert_eq!(two.as_ref().map(|g| g.0.len()), Some(2));
         assert_eq!(
+            two,
             guard(
-                "permit(principal, action, resource) when { resource.level > 1 && resource.owner == principal.name } when { false };"
-            ),
-            guard(
-                "forbid(principal, action == Action::\"x\", resource) when { resource.level > 1 };"
+                r#"forbid(principal, action == Action::"x", resource) when { (resource.level > 1 && resource.owner == principal.name) && principal.nope };"#
             ),
             "equal guards group together whatever follows them and whatever the head",
         );
+        let across_clauses = guard(
+            "permit(principal, action, resource) when { resource.level > 1 } unless { principal.level == 3 } when { resource.nope };",
+        );
+        assert_eq!(across_clauses.map(|g| g.0.len()), Some(2));
     }
 
     #[test]
@@ -336,6 +367,26 @@ mod tests {
             "permit(principal, action, resource) unless { resource.level > 9 };",
             D
         ));
+    }
+
+    #[test]
+    fn a_test_is_reached_only_past_certainly_true_ones() {
+        let stops = [
+            r#"permit(principal, action, resource) when { resource.level > 1 && resource.owner == "carol" };"#,
+            "permit(principal, action, resource) when { resource.level > 1 } unless { principal.level == 3 };",
+            "permit(principal, action, resource) when { resource.owner == principal.name && resource.nope };",
+        ];
+        for text in stops {
+            assert!(!may_pass(text, D), "{text}");
+        }
+        let goes_on = [
+            r#"permit(principal, action, resource) when { resource.level > 1 && resource.owner == "bob" };"#,
+            r#"permit(principal, action, resource) when { resource.level > 1 && resource.nope == "carol" };"#,
+            r#"permit(principal, action, resource) when { resource.nope > 1 && resource.owner == "carol" };"#,
+        ];
+        for text in goes_on {
+            assert!(may_pass(text, D), "{text}");
+        }
     }
 
     #[test]
