@@ -14,6 +14,7 @@ use idplane_app::directory::principals::{CreateNonHuman, CreateUser, UpdateUser}
 use idplane_app::directory::roles::{AssignRole, CreateRole};
 use idplane_app::tokens::{Caller, CreateToken, Scope};
 use idplane_app::{AppError, Field};
+use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{Entitlement, PrincipalKind, Status, UserType};
 use idplane_core::{RequestMeta, Timestamp};
 use jiff::SignedDuration;
@@ -436,6 +437,61 @@ async fn group_commit_batches_concurrent_events_into_one_chain() {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), 500, "every event got its own place");
+    idplane_app::audit::verify_store(h.app.store(), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_keep_their_order_beside_awaited_ones_and_a_flush_waits_for_them() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let awaited = (0..400).map(|i| {
+        let app = h.app.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            app.record(AuditEvent::new(
+                &ctx,
+                "test.awaited",
+                Some(format!("n:{i}")),
+            ))
+            .await
+        })
+    });
+    let awaited: Vec<_> = awaited.collect();
+    let writer = h.app.audit_writer();
+    for i in 0..3_000 {
+        writer
+            .enqueue(AuditEvent::new(&ctx, "test.queued", Some(format!("n:{i}"))))
+            .await
+            .unwrap();
+    }
+    writer.flush().await;
+    // Read before the awaited callers are joined: the flush alone must
+    // have made every queued event durable.
+    let queued = h
+        .app
+        .audit_events(
+            &ctx,
+            &idplane_store::audit::AuditFilter {
+                action: Some("test.queued".into()),
+                ..all_events()
+            },
+        )
+        .await
+        .unwrap();
+    let targets: Vec<String> = queued
+        .iter()
+        .filter_map(|r| r.event.target.clone())
+        .collect();
+    let expected: Vec<String> = (0..3_000).map(|i| format!("n:{i}")).collect();
+    assert_eq!(
+        targets, expected,
+        "one producer's events in the order queued"
+    );
+    for task in awaited {
+        task.await.unwrap().unwrap();
+    }
     idplane_app::audit::verify_store(h.app.store(), None)
         .await
         .unwrap();
