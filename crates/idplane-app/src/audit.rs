@@ -11,7 +11,7 @@ use idplane_store::audit::AuditFilter;
 use idplane_store::keys::StoredKey;
 use idplane_store::{Store, keys};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::keyring::{ed25519_sign, ed25519_verify};
 use crate::{App, AppError, Result};
@@ -104,12 +104,7 @@ impl AuditWriter {
     }
 }
 
-/// Batches in flight at once: while one batch's group commits (and its
-/// callers are woken), the next is already being written.
-const PIPELINE_DEPTH: u32 = 2;
-
 async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<AtomicUsize>) {
-    let in_flight = Arc::new(Semaphore::new(PIPELINE_DEPTH as usize));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut events = Vec::with_capacity(batch.len());
@@ -124,57 +119,29 @@ async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<
                 Message::Flush(done) => flushes.push(done),
             }
         }
-        if !events.is_empty() {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                return;
+        let n = events.len();
+        if n > 0 {
+            let result = match store.write().await {
+                Ok(tx) => tx.commit_all(events).await,
+                Err(e) => Err(e),
             };
-            // Taking the writer's turn here, in arrival order, keeps each
-            // tenant's chain in the order events were queued; the turn is
-            // given up once the batch is written, before its group commits.
-            let tx = store.write().await;
-            let backlog = backlog.clone();
-            tokio::spawn(async move {
-                let n = events.len();
-                write_batch(tx, events, acks).await;
-                backlog.fetch_sub(n, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
-        if !flushes.is_empty() {
-            // Everything queued before the flush is in a batch in flight.
-            let Ok(all) = in_flight.acquire_many(PIPELINE_DEPTH).await else {
-                return;
-            };
-            drop(all);
-            for done in flushes {
-                let _ = done.send(());
+            match result {
+                Ok(records) => {
+                    for (ack, record) in acks.into_iter().zip(records) {
+                        let _ = ack.send(Ok(record));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = n, "audit batch failed; callers are told");
+                    for ack in acks {
+                        let _ = ack.send(Err(format!("audit write failed: {e}")));
+                    }
+                }
             }
+            backlog.fetch_sub(n, Ordering::Relaxed);
         }
-    }
-}
-
-/// Commits one batch and tells each caller its record or the failure.
-async fn write_batch(
-    tx: idplane_store::Result<idplane_store::WriteTx>,
-    events: Vec<AuditEvent>,
-    acks: Vec<Ack>,
-) {
-    let n = events.len();
-    let result = match tx {
-        Ok(tx) => tx.commit_all(events).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(records) => {
-            for (ack, record) in acks.into_iter().zip(records) {
-                let _ = ack.send(Ok(record));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, events = n, "audit batch failed; callers are told");
-            for ack in acks {
-                let _ = ack.send(Err(format!("audit write failed: {e}")));
-            }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }
