@@ -367,18 +367,7 @@ async fn tokens_expire_and_revoke_and_failures_are_audited() {
         h.app.authenticate(&issued.secret, ctx.tenant, &meta).await,
         Err(AppError::Unauthenticated)
     ));
-    let failures = h
-        .app
-        .audit_events(
-            &ctx,
-            &idplane_store::audit::AuditFilter {
-                action: Some("auth.admin_token".into()),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let failures = events_with_action(&h, &ctx, "auth.admin_token").await;
     let last = failures.last().unwrap();
     assert_eq!(last.event.details["reason"], "expired token");
     assert_eq!(last.event.source_ip.as_deref(), Some("203.0.113.7"));
@@ -414,22 +403,31 @@ async fn every_change_is_in_a_chain_that_verifies_and_is_checkpointed() {
     );
 }
 
+/// `n` concurrent callers, each recording one `action` event and waiting
+/// until it is durable.
+fn spawn_recorders(
+    h: &Harness,
+    ctx: &idplane_core::Ctx,
+    action: &'static str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<idplane_app::Result<idplane_core::audit::AuditRecord>>> {
+    (0..n)
+        .map(|i| {
+            let app = h.app.clone();
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                app.record(AuditEvent::new(&ctx, action, Some(format!("n:{i}"))))
+                    .await
+            })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn group_commit_batches_concurrent_events_into_one_chain() {
     let h = Harness::new().await;
     let ctx = h.ctx().await;
-    let tasks = (0..500).map(|i| {
-        let app = h.app.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            app.record(idplane_core::audit::AuditEvent::new(
-                &ctx,
-                "test.event",
-                Some(format!("n:{i}")),
-            ))
-            .await
-        })
-    });
+    let tasks = spawn_recorders(&h, &ctx, "test.event", 500);
     let mut seqs = Vec::new();
     for task in tasks {
         seqs.push(task.await.unwrap().unwrap().seq);
@@ -446,19 +444,7 @@ async fn group_commit_batches_concurrent_events_into_one_chain() {
 async fn queued_events_keep_their_order_beside_awaited_ones_and_a_flush_waits_for_them() {
     let h = Harness::new().await;
     let ctx = h.ctx().await;
-    let awaited = (0..400).map(|i| {
-        let app = h.app.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            app.record(AuditEvent::new(
-                &ctx,
-                "test.awaited",
-                Some(format!("n:{i}")),
-            ))
-            .await
-        })
-    });
-    let awaited: Vec<_> = awaited.collect();
+    let awaited = spawn_recorders(&h, &ctx, "test.awaited", 400);
     let writer = h.app.audit_writer();
     for i in 0..3_000 {
         writer
@@ -469,17 +455,7 @@ async fn queued_events_keep_their_order_beside_awaited_ones_and_a_flush_waits_fo
     writer.flush().await;
     // Read before the awaited callers are joined: the flush alone must
     // have made every queued event durable.
-    let queued = h
-        .app
-        .audit_events(
-            &ctx,
-            &idplane_store::audit::AuditFilter {
-                action: Some("test.queued".into()),
-                ..all_events()
-            },
-        )
-        .await
-        .unwrap();
+    let queued = events_with_action(&h, &ctx, "test.queued").await;
     let targets: Vec<String> = queued
         .iter()
         .filter_map(|r| r.event.target.clone())
@@ -546,6 +522,19 @@ async fn expiry_in_the_past_is_refused() {
         )
         .await;
     assert!(matches!(result, Err(AppError::Invalid(_))));
+}
+
+/// The tenant's events of one action, in chain order.
+async fn events_with_action(
+    h: &Harness,
+    ctx: &idplane_core::Ctx,
+    action: &str,
+) -> Vec<idplane_core::audit::AuditRecord> {
+    let filter = idplane_store::audit::AuditFilter {
+        action: Some(action.to_owned()),
+        ..all_events()
+    };
+    h.app.audit_events(ctx, &filter).await.unwrap()
 }
 
 fn all_events() -> idplane_store::audit::AuditFilter {
