@@ -1,7 +1,7 @@
 //! Indexed evaluation of a Cedar policy set: a decision evaluates only the
 //! policies whose heads (scope constraints) can match the request, and of
-//! those only the ones whose first test (their guard, `guard.rs`) the
-//! request may pass.
+//! those only the ones whose leading comparisons (their guard, `guard.rs`)
+//! the request does not certainly fail.
 //!
 //! Cedar conjoins a policy's scope constraints with its conditions and
 //! evaluates the scope first, short-circuiting, and scope constraints cannot
@@ -62,9 +62,10 @@ impl IndexedPolicies {
     }
 
     /// Cedar's decision over only the policies whose heads can match
-    /// `request` and whose guards it may pass; identical Response (decision, determining policy ids,
-    /// errors) to evaluating the whole set, errors possibly in another
-    /// order (Cedar leaves their order unspecified).
+    /// `request` and whose guards it may pass; identical Response
+    /// (decision, determining policy ids, errors) to evaluating the whole
+    /// set, errors possibly in another order (Cedar leaves their order
+    /// unspecified).
     pub fn is_authorized(&self, request: &Request, entities: &Entities) -> Response {
         let Some(scope) = RequestScope::of(request, entities, &self.names) else {
             return self.is_authorized_full(request, entities);

@@ -14,6 +14,8 @@
 //! the types the operator takes without error); anything else leaves the
 //! policy to Cedar.
 
+use std::borrow::Cow;
+
 use cedar_policy::{Entities, EvalResult, Policy, Request};
 use serde_json::Value;
 
@@ -62,8 +64,8 @@ enum Primitive {
 }
 
 impl Guard {
-    /// The guard of `policy`, if its first test has a form this module can
-    /// decide.
+    /// The guard of `policy`, if its leading test has a form this module
+    /// can decide.
     pub(super) fn of(policy: &Policy) -> Option<Self> {
         let json = policy.to_json().ok()?;
         let mut conjuncts = Vec::new();
@@ -179,21 +181,23 @@ impl Operand {
     }
 
     /// The operand's value in this request, when it is a primitive Cedar
-    /// would read without error.
-    fn value(&self, request: &Request, entities: &Entities) -> Option<Primitive> {
+    /// would read without error (a literal is borrowed: this runs per
+    /// candidate group on every decision).
+    fn value(&self, request: &Request, entities: &Entities) -> Option<Cow<'_, Primitive>> {
         match self {
-            Self::Literal(value) => Some(value.clone()),
+            Self::Literal(value) => Some(Cow::Borrowed(value)),
             Self::Attribute(variable, attribute) => {
                 let uid = match variable {
                     Variable::Principal => request.principal()?,
                     Variable::Resource => request.resource()?,
                 };
-                match entities.get(uid)?.attr(attribute)?.ok()? {
-                    EvalResult::Long(value) => Some(Primitive::Long(value)),
-                    EvalResult::String(value) => Some(Primitive::String(value)),
-                    EvalResult::Bool(value) => Some(Primitive::Bool(value)),
-                    _ => None,
-                }
+                let value = match entities.get(uid)?.attr(attribute)?.ok()? {
+                    EvalResult::Long(value) => Primitive::Long(value),
+                    EvalResult::String(value) => Primitive::String(value),
+                    EvalResult::Bool(value) => Primitive::Bool(value),
+                    _ => return None,
+                };
+                Some(Cow::Owned(value))
             }
         }
     }
@@ -210,19 +214,35 @@ impl Primitive {
     }
 }
 
+/// Deepest nesting of parenthesised `&&`s followed on the right: a guard
+/// needs only the first few tests, and the walk must not recurse as deep
+/// as a hostile policy nests.
+const MAX_CONJUNCTION_DEPTH: usize = 32;
+
 /// The operands of a tree of `&&`s in Cedar's evaluation order (left to
-/// right), each expected to hold.
+/// right), each expected to hold. `a && b && c` nests to the left, so the
+/// left spine is walked in a loop; past [`MAX_CONJUNCTION_DEPTH`] a nested
+/// right-hand conjunction stays whole, which no test matches.
 fn conjuncts_of<'a>(expr: &'a Value, into: &mut Vec<(&'a Value, bool)>) {
-    match single_entry(expr) {
-        Some(("&&", operands)) => {
-            if let (Some(left), Some(right)) = (operands.get("left"), operands.get("right")) {
-                conjuncts_of(left, into);
-                conjuncts_of(right, into);
-            } else {
-                into.push((expr, true));
-            }
+    conjuncts_within(expr, MAX_CONJUNCTION_DEPTH, into);
+}
+
+fn conjuncts_within<'a>(expr: &'a Value, depth: usize, into: &mut Vec<(&'a Value, bool)>) {
+    let mut rights = Vec::new();
+    let mut leftmost = expr;
+    while let Some(("&&", operands)) = single_entry(leftmost)
+        && let (Some(left), Some(right)) = (operands.get("left"), operands.get("right"))
+    {
+        rights.push(right);
+        leftmost = left;
+    }
+    into.push((leftmost, true));
+    for right in rights.into_iter().rev() {
+        if depth > 0 {
+            conjuncts_within(right, depth - 1, into);
+        } else {
+            into.push((right, true));
         }
-        _ => into.push((expr, true)),
     }
 }
 
@@ -327,6 +347,19 @@ mod tests {
             "permit(principal, action, resource) when { resource.level > 1 } unless { principal.level == 3 } when { resource.nope };",
         );
         assert_eq!(across_clauses.map(|g| g.0.len()), Some(2));
+    }
+
+    #[test]
+    fn long_and_deeply_nested_conjunctions_are_walked_within_bounds() {
+        let chain = vec!["resource.level > 1"; 60].join(" && ");
+        let text = format!("permit(principal, action, resource) when {{ {chain} }};");
+        assert_eq!(guard(&text).expect("a guard").0.len(), 60);
+        let nested = (0..34).fold("resource.level > 1".to_owned(), |inner, _| {
+            format!("resource.level > 1 && ({inner})")
+        });
+        let text = format!("permit(principal, action, resource) when {{ {nested} }};");
+        let tests = guard(&text).expect("a guard").0.len();
+        assert_eq!(tests, MAX_CONJUNCTION_DEPTH + 1, "the walk stops nesting");
     }
 
     #[test]
