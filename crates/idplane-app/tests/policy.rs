@@ -281,6 +281,15 @@ async fn invalid_bundles_and_failing_tests_are_refused_whole() {
         "expect": "allow",
     }))
     .unwrap()];
+    let mut nested_schema = bundle(POLICIES);
+    nested_schema.schemas.insert(
+        "Deep".into(),
+        format!(
+            "namespace Deep {{ entity E = {}{}; }}",
+            "{ a: ".repeat(3_000),
+            " Long }".repeat(3_000)
+        ),
+    );
     let mut reserved = bundle(POLICIES);
     reserved
         .schemas
@@ -312,6 +321,22 @@ async fn invalid_bundles_and_failing_tests_are_refused_whole() {
             bundle(&format!("// {}\n{POLICIES}", "x".repeat(1 << 20))),
         ),
         ("redefines the directory", reserved),
+        (
+            "nests 3,000 parentheses deep",
+            bundle(&format!(
+                "{POLICIES}\n@id(\"deep\") permit (principal, action, resource) when {{ {}true{} }};",
+                "(".repeat(3_000),
+                ")".repeat(3_000)
+            )),
+        ),
+        (
+            "chains 3,000 conditions",
+            bundle(&format!(
+                "{POLICIES}\n@id(\"long\") permit (principal, action, resource) when {{ {} }};",
+                vec!["true"; 3_000].join(" && ")
+            )),
+        ),
+        ("nests a schema 3,000 records deep", nested_schema),
     ];
     for (why, refused) in cases {
         let result = h.app.put_policies(&ctx, refused, why).await;
@@ -327,6 +352,40 @@ async fn invalid_bundles_and_failing_tests_are_refused_whole() {
         "nothing but the first version was stored"
     );
     assert!(h.app.policy_version(&ctx, None).await.unwrap().active);
+}
+
+/// Deep enough to overflow an ordinary thread's stack in Cedar's parser
+/// and printer, yet inside the nesting bound.
+#[tokio::test]
+async fn policies_as_deep_as_the_bound_allows_compile_decide_and_print() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    let deep = format!(
+        "{POLICIES}\n@id(\"deep\") permit (principal, action == Docs::Action::\"write\", resource) \
+         when {{ {}resource.owner == \"deep@example.com\"{} }};\n\
+         @id(\"long\") permit (principal, action == Docs::Action::\"write\", resource) \
+         when {{ resource.classification == 1 && {} }};",
+        "(".repeat(200),
+        ")".repeat(200),
+        (0..200)
+            .map(|i| format!("resource.owner != \"nobody-{i}\""))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    );
+    let deep = bundle(&deep);
+    let markdown = idplane_app::policy::doc::render(&deep, "Deep").unwrap();
+    assert!(markdown.contains("### `deep` (permit)"), "{markdown}");
+    h.app.put_policies(&ctx, deep, "deep").await.unwrap();
+    // Deciding with the long chain needs the server's deeper worker stacks
+    // in an unoptimised build: the HTTP test decides with it.
+    for (owner, classification, allowed) in [
+        ("deep@example.com", 2, true),
+        ("carol@example.com", 2, false),
+    ] {
+        let write = eval("alice", "write", owner, classification);
+        let decided = decide(&h, &write).await;
+        assert_eq!(decided.allowed, allowed, "{owner}: {decided:?}");
+    }
 }
 
 #[tokio::test]

@@ -24,6 +24,12 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Cedar evaluates recursively and denies with an error when less
+        // than 100 KiB of stack is left. An optimised build needs about
+        // 2 KiB per level, an unoptimised one up to 60; at 16 MiB both
+        // decide the deepest policies the nesting bound admits. Reserved,
+        // not resident, memory.
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(rt) => rt,

@@ -2,7 +2,8 @@
 //! schemas, the policies, the tests), and its compilation into something
 //! that decides. Compilation is strict: every policy must parse, carry a
 //! unique `@id`, and validate against the schema in Cedar's strict mode.
-//! Pure: no I/O, so `idplane policy test` runs it on files.
+//! Pure: no I/O, so `idplane policy test` runs it on files. Cedar reads
+//! the text on a deep stack, after a bound on its nesting ([`super::nesting`]).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -13,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::directory_schema::{DIRECTORY_NAMESPACE, directory_fragment};
 use super::index::IndexedPolicies;
+use super::nesting::{self, on_deep_stack};
 use super::shapes::Shapes;
 
 /// Most policies in one bundle.
@@ -72,6 +74,13 @@ impl BundleError {
             problems: vec![problem.into()],
         }
     }
+
+    /// Cedar could not be given its deep stack.
+    pub(super) fn no_thread(e: &std::io::Error) -> Self {
+        Self::one(format!(
+            "cannot start a thread to read the policies on: {e}"
+        ))
+    }
 }
 
 /// A bundle ready to decide with.
@@ -91,6 +100,10 @@ pub struct Compiled {
 /// re-identified by their `@id` and validated strictly. Tests are not run
 /// here (see [`super::tests::run`]).
 pub fn compile(bundle: &PolicyBundle) -> Result<Compiled, BundleError> {
+    on_deep_stack(|| compile_here(bundle)).map_err(|e| BundleError::no_thread(&e))?
+}
+
+fn compile_here(bundle: &PolicyBundle) -> Result<Compiled, BundleError> {
     check_bounds(bundle)?;
     let schema = compile_schema(&bundle.schemas)?;
     let policies = compile_policies(&bundle.policies)?;
@@ -138,7 +151,7 @@ fn check_bounds(bundle: &PolicyBundle) -> Result<(), BundleError> {
 
 /// The directory's schema fragment plus one fragment per application,
 /// each declaring exactly its own namespace.
-pub fn compile_schema(schemas: &BTreeMap<String, String>) -> Result<Schema, BundleError> {
+fn compile_schema(schemas: &BTreeMap<String, String>) -> Result<Schema, BundleError> {
     let mut problems = Vec::new();
     let mut fragments = vec![directory_fragment()];
     for (namespace, text) in schemas {
@@ -146,6 +159,10 @@ pub fn compile_schema(schemas: &BTreeMap<String, String>) -> Result<Schema, Bund
             problems.push(format!(
                 "schema `{namespace}`: the namespace is reserved for the directory"
             ));
+            continue;
+        }
+        if let Err(e) = nesting::check(text) {
+            problems.push(format!("schema `{namespace}`: {e}"));
             continue;
         }
         match SchemaFragment::from_cedarschema_str(text) {
@@ -171,11 +188,16 @@ pub fn compile_schema(schemas: &BTreeMap<String, String>) -> Result<Schema, Bund
     Schema::from_schema_fragments(fragments).map_err(|e| BundleError::one(format!("schema: {e}")))
 }
 
-/// Every file's policies, each renamed to its `@id` annotation.
-pub fn compile_policies(files: &BTreeMap<String, String>) -> Result<PolicySet, BundleError> {
+/// Every file's policies, each renamed to its `@id` annotation. Call it
+/// on a deep stack, as [`compile`] does.
+pub(super) fn compile_policies(files: &BTreeMap<String, String>) -> Result<PolicySet, BundleError> {
     let mut problems = Vec::new();
     let mut set = PolicySet::new();
     for (file, text) in files {
+        if let Err(e) = nesting::check(text) {
+            problems.push(format!("{file}: {e}"));
+            continue;
+        }
         let parsed = match PolicySet::from_str(text) {
             Ok(parsed) => parsed,
             Err(e) => {

@@ -8,9 +8,15 @@ use cedar_policy::Effect;
 
 use super::bundle::{BundleError, PolicyBundle, compile_policies};
 use super::directory_schema::DIRECTORY_SCHEMA;
+use super::nesting::on_deep_stack;
 
 /// Renders `bundle` as Markdown under `title`.
 pub fn render(bundle: &PolicyBundle, title: &str) -> Result<String, BundleError> {
+    // Cedar's printer recurses as its parser does.
+    on_deep_stack(|| render_here(bundle, title)).map_err(|e| BundleError::no_thread(&e))?
+}
+
+fn render_here(bundle: &PolicyBundle, title: &str) -> Result<String, BundleError> {
     let policies = compile_policies(&bundle.policies)?;
     let mut out = String::new();
     // Writing to a String cannot fail.

@@ -15,6 +15,7 @@ pub mod engine;
 pub(crate) mod entities;
 pub mod impact;
 pub mod index;
+mod nesting;
 pub mod shapes;
 pub mod tests;
 pub mod versions;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::bundle::Compiled;
+use super::nesting::on_deep_stack;
 
 /// The decision a test expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -54,17 +55,27 @@ pub struct TestFailure {
     pub problem: String,
 }
 
-/// Runs every test against `compiled`; the failures, in order.
+/// Runs every test against `compiled`; the failures, in order. On a deep
+/// stack: Cedar reads a test's JSON recursively, and the body limit is all
+/// that bounds its depth.
 pub fn run(compiled: &Compiled, tests: &[PolicyTest]) -> Vec<TestFailure> {
-    tests
-        .iter()
-        .filter_map(|test| {
-            run_one(compiled, test).err().map(|problem| TestFailure {
-                name: test.name.clone(),
-                problem,
+    let run_all = || {
+        tests
+            .iter()
+            .filter_map(|test| {
+                run_one(compiled, test).err().map(|problem| TestFailure {
+                    name: test.name.clone(),
+                    problem,
+                })
             })
-        })
-        .collect()
+            .collect()
+    };
+    on_deep_stack(run_all).unwrap_or_else(|e| {
+        vec![TestFailure {
+            name: "every test".to_owned(),
+            problem: format!("cannot start a thread to run the tests on: {e}"),
+        }]
+    })
 }
 
 fn run_one(compiled: &Compiled, test: &PolicyTest) -> Result<(), String> {

@@ -424,3 +424,87 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A bundle of one application, `Docs`, and the given policy files.
+fn docs_bundle(policies: Value) -> Value {
+    json!({
+        "message": "docs",
+        "bundle": {
+            "schemas": {"Docs": "namespace Docs { entity Doc = { owner: String, classification: Long }; \
+                action write appliesTo { principal: [Idplane::User], resource: [Doc] }; }"},
+            "policies": policies,
+        },
+    })
+}
+
+#[tokio::test]
+async fn policies_nested_too_deep_are_refused_and_the_deepest_allowed_decide() {
+    let server = TestServer::dev().await;
+    server
+        .create("/api/v1/users", json!({"username": "alice"}))
+        .await;
+    let (_, pdp) = server.token(json!({"name": "pep", "scope": "pdp"})).await;
+    let permit = |condition: String| {
+        format!(
+            "@id(\"p\") permit (principal, action == Docs::Action::\"write\", resource) when {{ {condition} }};"
+        )
+    };
+    // Enough to overflow the parser's stack and abort the process before
+    // the nesting bound existed.
+    let refused = [
+        permit(format!("{}true{}", "(".repeat(3_000), ")".repeat(3_000))),
+        permit(vec!["true"; 20_000].join(" && ")),
+        permit(format!("{}true", "!".repeat(100_000))),
+    ];
+    for text in refused {
+        let r = server
+            .req(Method::POST, "/api/v1/policy/versions")
+            .json(&docs_bundle(json!({"deep.cedar": text})))
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            s(&problem["detail"]).contains("deep.cedar: line 1: nested too deeply"),
+            "{problem}"
+        );
+        let health = server.req(Method::GET, "/healthz").send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+
+    let conditions: Vec<String> = (0..200)
+        .map(|i| format!("resource.owner != \"nobody-{i}\""))
+        .collect();
+    let deepest = docs_bundle(json!({
+        "parens.cedar": permit(format!("{}resource.owner == \"deep\"{}", "(".repeat(200), ")".repeat(200))),
+        "chain.cedar": permit(format!("resource.classification == 1 && {}", conditions.join(" && "))).replace("\"p\"", "\"chain\""),
+    }));
+    let r = server
+        .req(Method::POST, "/api/v1/policy/versions")
+        .json(&deepest)
+        .send()
+        .await
+        .unwrap();
+    expect_json(r, StatusCode::CREATED).await;
+    for (owner, classification, allowed) in [
+        ("deep", 2, true),
+        ("carol", 1, true),
+        ("carol", 2, false),
+        ("nobody-199", 1, false),
+    ] {
+        let request = json!({
+            "subject": {"type": "user", "id": "alice"},
+            "action": {"name": "write"},
+            "resource": {"type": "Doc", "id": "d", "properties": {"owner": owner, "classification": classification}},
+        });
+        let r = post(&server, &pdp, "/access/v1/evaluation", &request).await;
+        let answer = expect_json(r, StatusCode::OK).await;
+        let r = post(&server, &server.root, "/api/v1/policy/explain", &request).await;
+        let explained = expect_json(r, StatusCode::OK).await;
+        assert_eq!(explained["errors"], json!([]), "{explained}");
+        assert_eq!(
+            answer["decision"], allowed,
+            "{owner} {classification}: {answer}"
+        );
+    }
+}
