@@ -457,12 +457,8 @@ async fn policies_nested_too_deep_are_refused_and_the_deepest_allowed_decide() {
         permit(format!("{}true", "!".repeat(100_000))),
     ];
     for text in refused {
-        let r = server
-            .req(Method::POST, "/api/v1/policy/versions")
-            .json(&docs_bundle(json!({"deep.cedar": text})))
-            .send()
-            .await
-            .unwrap();
+        let body = docs_bundle(json!({"deep.cedar": text}));
+        let r = post(&server, &server.root, "/api/v1/policy/versions", &body).await;
         let problem = expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(
             s(&problem["detail"]).contains("deep.cedar: line 1: nested too deeply"),
@@ -479,12 +475,7 @@ async fn policies_nested_too_deep_are_refused_and_the_deepest_allowed_decide() {
         "parens.cedar": permit(format!("{}resource.owner == \"deep\"{}", "(".repeat(200), ")".repeat(200))),
         "chain.cedar": permit(format!("resource.classification == 1 && {}", conditions.join(" && "))).replace("\"p\"", "\"chain\""),
     }));
-    let r = server
-        .req(Method::POST, "/api/v1/policy/versions")
-        .json(&deepest)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&server, &server.root, "/api/v1/policy/versions", &deepest).await;
     expect_json(r, StatusCode::CREATED).await;
     for (owner, classification, allowed) in [
         ("deep", 2, true),
