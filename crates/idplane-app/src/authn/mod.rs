@@ -4,6 +4,7 @@
 
 pub mod ceremony;
 pub mod email;
+mod hash_memory;
 pub mod login;
 pub mod passkeys;
 pub mod password;

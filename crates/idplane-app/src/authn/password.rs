@@ -16,17 +16,19 @@
 use std::sync::Arc;
 
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{Principal, PrincipalKind, name_key};
 use idplane_core::{Ctx, PrincipalId, ValidationError};
 use idplane_store::credentials::{self, PasswordCredential};
 use idplane_store::{Conn, WriteTx, principals};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
+use super::hash_memory::MemoryPool;
 use super::throttle::{self, Keys};
 use crate::directory::principals::{load, target};
 use crate::{App, AppError, Result};
@@ -55,6 +57,8 @@ pub struct Verified {
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Working memory handed from one verification to the next.
+    memory: Arc<MemoryPool>,
     /// A PHC string with the current parameters that matches no password.
     dummy: String,
 }
@@ -101,9 +105,11 @@ impl Hasher {
             params.t_cost(),
             params.p_cost()
         );
+        let max_concurrent = max_concurrent.max(1);
         Self {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            memory: Arc::new(MemoryPool::new(max_concurrent)),
             dummy,
         }
     }
@@ -138,13 +144,10 @@ impl Hasher {
         let parsed = PasswordHash::new(phc)
             .map_err(|e| AppError::Internal(format!("stored password hash is corrupt: {e}")))?;
         let needs_rehash = self.differs(&parsed);
-        let params = self.params.clone();
+        let memory = self.memory.clone();
+        let _in_flight = self.memory.begin();
         let ok = self
-            .run(move || {
-                Ok(Self::argon2(params)
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
-            })
+            .run(move || Ok(matches(&memory, password.as_bytes(), &parsed)))
             .await?;
         Ok(Verified { ok, needs_rehash })
     }
@@ -190,6 +193,37 @@ impl Hasher {
         .await
         .map_err(|e| AppError::Internal(format!("password hashing task failed: {e}")))?
     }
+}
+
+/// Whether `password` hashes to `stored` under the stored hash's own
+/// algorithm, version and parameters, computed in pooled working memory and
+/// compared in constant time. A hash we cannot compute never matches.
+fn matches(memory: &MemoryPool, password: &[u8], stored: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = stored
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    // Sets the output length to the stored hash's.
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
+    memory.with_memory(blocks, |blocks| {
+        argon2
+            .hash_password_into_with_memory(password, salt.as_ref(), &mut computed, blocks)
+            .is_ok()
+            && bool::from(computed.ct_eq(expected.as_bytes()))
+    })
 }
 
 fn cpus() -> usize {
@@ -606,6 +640,45 @@ mod tests {
         assert!(cheap.verify_dummy("anything").await.is_ok());
         assert!(!cheap.verify(&"x".repeat(2000), &phc).await.unwrap().ok);
         assert!(cheap.hash(&"x".repeat(2000)).await.is_err());
+    }
+
+    /// The pooled verification agrees with the crate's own, whatever
+    /// algorithm, version and parameters a stored hash was made with, and
+    /// through buffers handed on from other parameters.
+    #[test]
+    fn pooled_verification_agrees_with_the_crates() {
+        use argon2::PasswordVerifier;
+        let pool = MemoryPool::new(2);
+        let _queued_behind = pool.begin();
+        let _me = pool.begin();
+        let salt = b"sixteen byte salt";
+        for (algorithm, version, m, t, p) in [
+            (Algorithm::Argon2id, Version::V0x13, 64, 1, 1),
+            (Algorithm::Argon2id, Version::V0x13, 256, 3, 2),
+            (Algorithm::Argon2i, Version::V0x10, 128, 2, 1),
+            (Algorithm::Argon2d, Version::V0x13, 96, 1, 3),
+        ] {
+            let params = Params::new(m, t, p, Some(24)).unwrap();
+            let argon2 = Argon2::new(algorithm, version, params);
+            let phc = argon2
+                .hash_password_with_salt(b"correct horse", salt)
+                .unwrap()
+                .to_string();
+            let stored = PasswordHash::new(&phc).unwrap();
+            for attempt in [&b"correct horse"[..], b"correct hors", b""] {
+                let theirs = argon2.verify_password(attempt, &stored).is_ok();
+                assert_eq!(matches(&pool, attempt, &stored), theirs, "{phc}");
+                assert_eq!(theirs, attempt == b"correct horse");
+            }
+        }
+        assert_eq!(
+            pool.spare(),
+            1,
+            "the buffer is handed on while others queue"
+        );
+        let without_output =
+            PasswordHash::new("$argon2id$v=19$m=64,t=1,p=1$c2l4dGVlbiBieXRlIHNhbHQ").unwrap();
+        assert!(!matches(&pool, b"", &without_output));
     }
 
     #[test]
