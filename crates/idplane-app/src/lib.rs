@@ -98,7 +98,7 @@ impl App {
                     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
                 authn::password::Hasher::new(memory, iterations, lanes, cores)?
             }
-            None => authn::password::Hasher::default(),
+            None => authn::password::Hasher::owasp()?,
         };
         let audit = AuditWriter::start(store.clone());
         let app = Self {

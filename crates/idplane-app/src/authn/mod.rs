@@ -4,7 +4,7 @@
 
 pub mod ceremony;
 pub mod email;
-mod hash_memory;
+mod hash_workers;
 pub mod login;
 pub mod passkeys;
 pub mod password;

@@ -13,10 +13,8 @@
 //! - Unknown users cost the same Argon2 work as known ones (a dummy hash is
 //!   verified), so timing does not tell which usernames exist.
 
-use std::sync::Arc;
-
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
 use idplane_core::audit::AuditEvent;
 use idplane_core::directory::{Principal, PrincipalKind, name_key};
 use idplane_core::{Ctx, PrincipalId, ValidationError};
@@ -24,11 +22,10 @@ use idplane_store::credentials::{self, PasswordCredential};
 use idplane_store::{Conn, WriteTx, principals};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
-use super::hash_memory::MemoryPool;
+use super::hash_workers::{HashWorkers, Memory};
 use super::throttle::{self, Keys};
 use crate::directory::principals::{load, target};
 use crate::{App, AppError, Result};
@@ -52,13 +49,11 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// Hashes and verifies passwords, at most a few at a time so that a burst of
-/// sign-ins cannot exhaust memory or starve the async runtime.
+/// Hashes and verifies passwords on a few threads of its own, so that a
+/// burst of sign-ins cannot exhaust memory or starve the async runtime.
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
-    /// Working memory handed from one verification to the next.
-    memory: Arc<MemoryPool>,
+    workers: HashWorkers,
     /// A PHC string with the current parameters that matches no password.
     dummy: String,
 }
@@ -69,24 +64,22 @@ impl std::fmt::Debug for Hasher {
             .field("m_cost_kib", &self.params.m_cost())
             .field("t_cost", &self.params.t_cost())
             .field("p_cost", &self.params.p_cost())
-            .field("available", &self.permits.available_permits())
+            .field("threads", &self.workers.threads())
             .finish()
     }
 }
 
-impl Default for Hasher {
-    /// Argon2id with the OWASP parameters (m = 19456 KiB, t = 2, p = 1), at
-    /// most one hash per CPU at a time.
-    fn default() -> Self {
+impl Hasher {
+    /// Argon2id with the OWASP parameters (m = 19456 KiB, t = 2, p = 1), one
+    /// hashing thread per CPU.
+    pub fn owasp() -> Result<Self> {
         // `Params::DEFAULT` is exactly the OWASP recommendation (checked by a
         // test below), and a constant cannot fail to build.
         Self::from_params(Params::DEFAULT, cpus())
     }
-}
 
-impl Hasher {
     /// A hasher with other Argon2id parameters (memory in KiB, iterations,
-    /// lanes) and at most `max_concurrent` hashes at a time.
+    /// lanes) and `max_concurrent` hashing threads.
     pub fn new(
         memory_kib: u32,
         iterations: u32,
@@ -95,23 +88,23 @@ impl Hasher {
     ) -> Result<Self> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| AppError::Internal(format!("argon2 parameters: {e}")))?;
-        Ok(Self::from_params(params, max_concurrent))
+        Self::from_params(params, max_concurrent)
     }
 
-    fn from_params(params: Params, max_concurrent: usize) -> Self {
+    fn from_params(params: Params, max_concurrent: usize) -> Result<Self> {
         let dummy = format!(
             "$argon2id$v=19$m={},t={},p={}${DUMMY_SALT_B64}${DUMMY_OUTPUT_B64}",
             params.m_cost(),
             params.t_cost(),
             params.p_cost()
         );
-        let max_concurrent = max_concurrent.max(1);
-        Self {
+        let workers = HashWorkers::start(max_concurrent)
+            .map_err(|e| AppError::Internal(format!("starting password hashing threads: {e}")))?;
+        Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent)),
-            memory: Arc::new(MemoryPool::new(max_concurrent)),
+            workers,
             dummy,
-        }
+        })
     }
 
     fn argon2(params: Params) -> Argon2<'static> {
@@ -123,7 +116,7 @@ impl Hasher {
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = normalize(password)?;
         let params = self.params.clone();
-        self.run(move || {
+        self.run(move |_| {
             Self::argon2(params)
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
@@ -144,10 +137,8 @@ impl Hasher {
         let parsed = PasswordHash::new(phc)
             .map_err(|e| AppError::Internal(format!("stored password hash is corrupt: {e}")))?;
         let needs_rehash = self.differs(&parsed);
-        let memory = self.memory.clone();
-        let _in_flight = self.memory.begin();
         let ok = self
-            .run(move || Ok(matches(&memory, password.as_bytes(), &parsed)))
+            .run(move |memory| Ok(matches(memory, password.as_bytes(), &parsed)))
             .await?;
         Ok(Verified { ok, needs_rehash })
     }
@@ -173,32 +164,22 @@ impl Hasher {
             || len(&stored) != len(&self.params)
     }
 
-    /// Runs `work` on the blocking pool once a permit is free. The permit is
-    /// held by the blocking task, so a cancelled caller does not free it
-    /// before the work ends.
+    /// Runs `work` on a hashing thread, in its working memory.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        self.workers
+            .run(work)
             .await
-            .map_err(|_| AppError::Internal("password hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("password hashing task failed: {e}")))?
+            .map_err(|_| AppError::Internal("password hashing failed".into()))?
     }
 }
 
 /// Whether `password` hashes to `stored` under the stored hash's own
-/// algorithm, version and parameters, computed in pooled working memory and
-/// compared in constant time. A hash we cannot compute never matches.
-fn matches(memory: &MemoryPool, password: &[u8], stored: &PasswordHash) -> bool {
+/// algorithm, version and parameters, computed in the given working memory
+/// and compared in constant time. A hash we cannot compute never matches.
+fn matches(memory: &mut Memory, password: &[u8], stored: &PasswordHash) -> bool {
     let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
         return false;
     };
@@ -218,12 +199,11 @@ fn matches(memory: &MemoryPool, password: &[u8], stored: &PasswordHash) -> bool 
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
     let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
-    memory.with_memory(blocks, |blocks| {
-        argon2
-            .hash_password_into_with_memory(password, salt.as_ref(), &mut computed, blocks)
-            .is_ok()
-            && bool::from(computed.ct_eq(expected.as_bytes()))
-    })
+    memory.resize(blocks, Block::default());
+    argon2
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut computed, &mut memory[..])
+        .is_ok()
+        && bool::from(computed.ct_eq(expected.as_bytes()))
 }
 
 fn cpus() -> usize {
@@ -599,7 +579,7 @@ mod tests {
 
     #[test]
     fn default_parameters_are_owasps() {
-        let h = Hasher::default();
+        let h = Hasher::owasp().unwrap();
         assert_eq!(
             (h.params.m_cost(), h.params.t_cost(), h.params.p_cost()),
             (19_456, 2, 1)
@@ -642,15 +622,13 @@ mod tests {
         assert!(cheap.hash(&"x".repeat(2000)).await.is_err());
     }
 
-    /// The pooled verification agrees with the crate's own, whatever
-    /// algorithm, version and parameters a stored hash was made with, and
-    /// through buffers handed on from other parameters.
+    /// Verification in reused working memory agrees with the crate's own,
+    /// whatever algorithm, version and parameters a stored hash was made
+    /// with, and through buffers left by other parameters.
     #[test]
-    fn pooled_verification_agrees_with_the_crates() {
+    fn verification_in_reused_memory_agrees_with_the_crates() {
         use argon2::PasswordVerifier;
-        let pool = MemoryPool::new(2);
-        let _queued_behind = pool.begin();
-        let _me = pool.begin();
+        let mut memory = Memory::new();
         let salt = b"sixteen byte salt";
         for (algorithm, version, m, t, p) in [
             (Algorithm::Argon2id, Version::V0x13, 64, 1, 1),
@@ -667,18 +645,13 @@ mod tests {
             let stored = PasswordHash::new(&phc).unwrap();
             for attempt in [&b"correct horse"[..], b"correct hors", b""] {
                 let theirs = argon2.verify_password(attempt, &stored).is_ok();
-                assert_eq!(matches(&pool, attempt, &stored), theirs, "{phc}");
+                assert_eq!(matches(&mut memory, attempt, &stored), theirs, "{phc}");
                 assert_eq!(theirs, attempt == b"correct horse");
             }
         }
-        assert_eq!(
-            pool.spare(),
-            1,
-            "the buffer is handed on while others queue"
-        );
         let without_output =
             PasswordHash::new("$argon2id$v=19$m=64,t=1,p=1$c2l4dGVlbiBieXRlIHNhbHQ").unwrap();
-        assert!(!matches(&pool, b"", &without_output));
+        assert!(!matches(&mut memory, b"", &without_output));
     }
 
     #[test]
