@@ -14,8 +14,9 @@
 //! its buffer, so an idle server holds no password-derived state.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use argon2::Block;
 use tokio::sync::oneshot;
@@ -31,6 +32,8 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 pub(super) struct HashWorkers {
     jobs: Sender<Job>,
     threads: usize,
+    /// Threads waiting for a job, their memory freed.
+    idle: Arc<AtomicUsize>,
 }
 
 /// The job never ran to completion: the threads are gone or it panicked.
@@ -43,18 +46,28 @@ impl HashWorkers {
         let threads = threads.max(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let idle = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let queue = queue.clone();
+            let (queue, idle) = (queue.clone(), idle.clone());
             std::thread::Builder::new()
                 .name(format!("idplane-argon2-{i}"))
-                .spawn(move || work(&queue))?;
+                .spawn(move || work(&queue, &idle))?;
         }
-        Ok(Self { jobs, threads })
+        Ok(Self {
+            jobs,
+            threads,
+            idle,
+        })
     }
 
     /// How many hashes run at once.
     pub(super) fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// How many threads wait for a job, holding no memory.
+    pub(super) fn idle(&self) -> usize {
+        self.idle.load(Ordering::Acquire)
     }
 
     /// Queues `work` to run on a hashing thread with that thread's working
@@ -81,17 +94,27 @@ impl HashWorkers {
 }
 
 /// One hashing thread: jobs until every sender is gone.
-fn work(queue: &Mutex<Receiver<Job>>) {
+fn work(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
     let take = || queue.lock().unwrap_or_else(PoisonError::into_inner);
     let mut memory = Memory::new();
     loop {
-        let next = take().try_recv();
+        // A queue locked by another thread is taken as empty: that thread is
+        // most likely waiting for a job, and waiting behind it would keep
+        // this thread's memory for as long as the server stays idle.
+        let next = match queue.try_lock() {
+            Ok(queue) => queue.try_recv(),
+            Err(TryLockError::Poisoned(queue)) => queue.into_inner().try_recv(),
+            Err(TryLockError::WouldBlock) => Err(TryRecvError::Empty),
+        };
         let job = match next {
             Ok(job) => job,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
                 forget(&mut memory);
-                match take().recv() {
+                idle.fetch_add(1, Ordering::AcqRel);
+                let next = take().recv();
+                idle.fetch_sub(1, Ordering::AcqRel);
+                match next {
                     Ok(job) => job,
                     Err(_) => break,
                 }
@@ -114,10 +137,18 @@ fn forget(memory: &mut Memory) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc::SyncSender;
 
     use super::*;
+
+    /// Until `n` threads have freed their memory and wait. A job's result
+    /// reaches its caller before its thread looks at the queue again.
+    async fn until_idle(workers: &HashWorkers, n: usize) {
+        while workers.idle() < n {
+            tokio::task::yield_now().await;
+        }
+    }
 
     /// A job that fills its memory with sevens, then holds its thread until
     /// released.
@@ -145,7 +176,31 @@ mod tests {
         first.await.unwrap();
         assert!(second.await.unwrap(), "the buffer is handed on as it is");
         // Nothing was queued behind the second: its thread let the memory go.
+        until_idle(&workers, 1).await;
         assert!(workers.run(|memory| memory.is_empty()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn no_thread_keeps_memory_once_the_queue_is_empty() {
+        let workers = HashWorkers::start(2).unwrap();
+        let (release_one, one) = blocking_job(&workers);
+        let (release_two, two) = blocking_job(&workers);
+        // One thread finishes and waits for work; the other finishes after.
+        release_one.send(()).unwrap();
+        release_two.send(()).unwrap();
+        one.await.unwrap();
+        two.await.unwrap();
+        until_idle(&workers, 2).await;
+        // Two jobs held together until both run: one on each thread.
+        let both = Arc::new(std::sync::Barrier::new(2));
+        let on_each = |both: Arc<std::sync::Barrier>| {
+            workers.run(move |memory| {
+                both.wait();
+                memory.is_empty()
+            })
+        };
+        let (first, second) = (on_each(both.clone()), on_each(both));
+        assert!(first.await.unwrap() && second.await.unwrap());
     }
 
     #[tokio::test]

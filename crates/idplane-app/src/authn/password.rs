@@ -65,6 +65,7 @@ impl std::fmt::Debug for Hasher {
             .field("t_cost", &self.params.t_cost())
             .field("p_cost", &self.params.p_cost())
             .field("threads", &self.workers.threads())
+            .field("idle", &self.workers.idle())
             .finish()
     }
 }
