@@ -151,7 +151,7 @@ impl Tally {
     }
 }
 
-/// A server process this run started (idplane, a peer, the hello bound),
+/// A server process this run started (idplane, a peer, the bounds),
 /// stopped when dropped.
 pub struct Server {
     pub addr: SocketAddr,

@@ -40,9 +40,9 @@ enum Cli {
     /// Each scenario briefly at one concurrency; fails on any error or on
     /// a collapse of more than 5x against the bound measured in the run.
     Guard(Common),
-    /// The bound's endpoint, started as a child by `run` and `guard`.
+    /// The bounds' endpoints, started as a child by `run` and `guard`.
     #[command(hide = true)]
-    Hello {
+    Bounds {
         #[arg(long)]
         listen: SocketAddr,
     },
@@ -99,6 +99,8 @@ pub struct Results {
     pub es256_per_core: f64,
     pub argon2_per_second: f64,
     pub hello: Vec<Sample>,
+    /// The bare endpoint that only signs an ES256 access token.
+    pub signer: Vec<Sample>,
     pub ready: Duration,
     pub idle_rss_mib: f64,
     pub scenarios: Vec<(String, Vec<Sample>)>,
@@ -124,17 +126,26 @@ impl Results {
 
     /// The hello bound at `concurrency`.
     pub fn hello_at(&self, concurrency: usize) -> Option<f64> {
-        self.hello
-            .iter()
-            .find(|s| s.concurrency == concurrency)
-            .map(|s| s.per_second)
+        rate_at(&self.hello, concurrency)
     }
+
+    /// The signing endpoint's bound at `concurrency`.
+    pub fn signer_at(&self, concurrency: usize) -> Option<f64> {
+        rate_at(&self.signer, concurrency)
+    }
+}
+
+fn rate_at(samples: &[Sample], concurrency: usize) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.concurrency == concurrency)
+        .map(|s| s.per_second)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     match Cli::parse() {
-        Cli::Hello { listen } => bounds::serve_hello(listen).await,
+        Cli::Bounds { listen } => bounds::serve_bounds(listen).await,
         Cli::Run(args) => {
             let plan = Plan {
                 levels: args.concurrency.clone(),
@@ -180,13 +191,14 @@ async fn measure(common: &Common, plan: &Plan, peer_dir: Option<&Path>) -> Resul
     progress("bounds: ES256 and Argon2id");
     let es256_per_core = bounds::es256_per_core(plan.bound_window)?;
     let argon2_per_second = bounds::argon2_per_second(plan.bound_window).await?;
-    let mut hello_command = Command::new(std::env::current_exe()?);
-    hello_command
-        .args(["hello", "--listen", &addr(3).to_string()])
+    let mut bounds_command = Command::new(std::env::current_exe()?);
+    bounds_command
+        .args(["bounds", "--listen", &addr(3).to_string()])
         .stdout(Stdio::null());
-    let (hello_server, _) = Server::start("hello", hello_command, addr(3), "/").await?;
-    let hello = load_levels("hello", scenarios::hello(), &hello_server, plan).await;
-    drop(hello_server);
+    let (bounds_server, _) = Server::start("bounds", bounds_command, addr(3), "/").await?;
+    let hello = load_levels("hello", scenarios::hello(), &bounds_server, plan).await;
+    let signer = load_levels("signer", scenarios::signer(), &bounds_server, plan).await;
+    drop(bounds_server);
 
     let root = format!("bench-root-{}", uuid::Uuid::now_v7().simple());
     let log = std::fs::File::create(scratch.path().join("idplane.log"))?;
@@ -230,6 +242,7 @@ async fn measure(common: &Common, plan: &Plan, peer_dir: Option<&Path>) -> Resul
         es256_per_core,
         argon2_per_second,
         hello,
+        signer,
         ready,
         idle_rss_mib,
         scenarios: Vec::new(),

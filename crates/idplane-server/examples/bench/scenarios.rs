@@ -315,12 +315,22 @@ pub async fn peer_introspection(conn: &mut Conn) -> Result<Workload, Error> {
     })
 }
 
-/// The bound's endpoint: a bare axum handler.
+/// The first bound's endpoint: a bare axum handler.
 pub fn hello() -> Workload {
     Workload::Fixed {
         call: Call::get("/"),
         status: 200,
         needle: b"hello",
+    }
+}
+
+/// The second bound's endpoint: a bare axum handler that only signs an
+/// ES256 access token, sent the request a client-credentials grant sends.
+pub fn signer() -> Workload {
+    Workload::Fixed {
+        call: client_credentials("/token", "bench", "bench-secret", "read"),
+        status: 200,
+        needle: b"access_token",
     }
 }
 
