@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::{Context, Decision, Entities, Entity, EntityTypeName, EntityUid, Request};
@@ -19,6 +20,7 @@ use serde_json::{Map, Value, json};
 use super::authzen::{self, Evaluation};
 use super::bundle::Compiled;
 use super::directory_schema::DirectoryType;
+use super::entities::Projection;
 use crate::{App, AppError, Result};
 
 /// Deepest JSON nesting accepted in properties and context.
@@ -191,8 +193,8 @@ fn quoted(id: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct Ready {
     action: EntityUid,
-    subject: (EntityUid, Vec<Entity>),
-    resource: (EntityUid, Vec<Entity>),
+    subject: Resolved,
+    resource: Resolved,
 }
 
 /// What [`App::prepare`] made of an evaluation.
@@ -205,8 +207,28 @@ pub(crate) enum Prepared {
 }
 
 /// What an AuthZEN subject or resource turned into.
+#[derive(Debug)]
 enum Resolved {
-    Entities(EntityUid, Vec<Entity>),
+    /// A directory entity, with its groups and roles.
+    Directory(Arc<Projection>),
+    /// An application entity, built from the request.
+    App(EntityUid, Entity),
+    /// A resource no longer (or never) in the directory: its name alone.
+    Absent(EntityUid),
+}
+
+impl Resolved {
+    fn uid(&self) -> &EntityUid {
+        match self {
+            Self::Directory(projection) => &projection.uid,
+            Self::App(uid, _) | Self::Absent(uid) => uid,
+        }
+    }
+}
+
+/// A subject or resource, or why the request is denied without Cedar.
+enum Found {
+    Entity(Resolved),
     /// A directory entity that does not exist or is not active.
     Denied(&'static str),
 }
@@ -247,8 +269,8 @@ impl App {
             .resolve(ctx, engine, &eval.subject, &namespace, false)
             .await?
         {
-            Ok(Resolved::Entities(uid, entities)) => (uid, entities),
-            Ok(Resolved::Denied(note)) => {
+            Ok(Found::Entity(resolved)) => resolved,
+            Ok(Found::Denied(note)) => {
                 return Ok(Prepared::Decided(Decided::denied(version, note)));
             }
             Err(bad) => return Ok(Prepared::Bad(bad.prefixed("subject"))),
@@ -257,10 +279,10 @@ impl App {
             .resolve(ctx, engine, &eval.resource, &namespace, true)
             .await?
         {
-            Ok(Resolved::Entities(uid, entities)) => (uid, entities),
+            Ok(Found::Entity(resolved)) => resolved,
             // A resource that is not (or no longer) in the directory is
             // decided without its attributes and parents.
-            Ok(Resolved::Denied(_)) => (resource_uid(&eval.resource)?, Vec::new()),
+            Ok(Found::Denied(_)) => Resolved::Absent(resource_uid(&eval.resource)?),
             Err(bad) => return Ok(Prepared::Bad(bad.prefixed("resource"))),
         };
         Ok(Prepared::Ready(Box::new(Ready {
@@ -277,7 +299,7 @@ impl App {
         entity: &authzen::Entity,
         namespace: &str,
         app_first: bool,
-    ) -> Result<std::result::Result<Resolved, BadRequest>> {
+    ) -> Result<std::result::Result<Found, BadRequest>> {
         let app_type = engine.app_type(&entity.kind, namespace);
         let directory = DirectoryType::parse(&entity.kind);
         let use_app = match (&app_type, directory) {
@@ -287,7 +309,7 @@ impl App {
         };
         if use_app && let Some(type_name) = app_type {
             return Ok(app_entity(engine, type_name, entity)
-                .map(|(uid, e)| Resolved::Entities(uid, vec![e])));
+                .map(|(uid, e)| Found::Entity(Resolved::App(uid, e))));
         }
         let Some(kind) = directory else {
             return Ok(Err(BadRequest(format!(
@@ -301,9 +323,9 @@ impl App {
             )));
         }
         Ok(Ok(match self.projection(ctx, kind, &entity.id).await? {
-            None => Resolved::Denied("unknown subject"),
-            Some(p) if !p.active => Resolved::Denied("the subject is not active"),
-            Some(p) => Resolved::Entities(p.uid.clone(), p.entities.clone()),
+            None => Found::Denied("unknown subject"),
+            Some(p) if !p.active => Found::Denied("the subject is not active"),
+            Some(p) => Found::Entity(Resolved::Directory(p)),
         }))
     }
 }
@@ -352,8 +374,8 @@ pub(crate) fn decide(
 ) -> std::result::Result<Decided, BadRequest> {
     let Ready {
         action,
-        subject: (principal, subject_entities),
-        resource: (resource, resource_entities),
+        subject,
+        resource,
     } = ready;
     let schema = &engine.compiled.schema;
     let context = merged_context(eval)?;
@@ -365,15 +387,15 @@ pub(crate) fn decide(
             .map_err(|e| BadRequest(format!("context: {e}")))?
     };
     let action_entities = engine.actions.get(&action).cloned().unwrap_or_default();
-    let request = Request::new(principal, action, resource, context, Some(schema))
-        .map_err(|e| BadRequest(e.to_string()))?;
-    let mut seen = std::collections::HashSet::new();
-    let all = subject_entities
-        .into_iter()
-        .chain(resource_entities)
-        .chain(action_entities)
-        .filter(|e| seen.insert(e.uid()));
-    let entities = Entities::from_entities(all, None).map_err(|e| BadRequest(e.to_string()))?;
+    let request = Request::new(
+        subject.uid().clone(),
+        action,
+        resource.uid().clone(),
+        context,
+        Some(schema),
+    )
+    .map_err(|e| BadRequest(e.to_string()))?;
+    let entities = request_entities(subject, resource, action_entities)?;
     let response = engine.compiled.policies.is_authorized(&request, &entities);
     let diagnostics = response.diagnostics();
     Ok(Decided {
@@ -383,6 +405,34 @@ pub(crate) fn decide(
         errors: diagnostics.errors().map(ToString::to_string).collect(),
         note: None,
     })
+}
+
+/// The entities a decision sees: the subject's (a directory subject's
+/// store is reused, its closure already computed), then the resource's
+/// and the action's that are not already among them.
+fn request_entities(
+    subject: Resolved,
+    resource: Resolved,
+    actions: Vec<Entity>,
+) -> std::result::Result<Entities, BadRequest> {
+    let (base, mut more) = match subject {
+        Resolved::Directory(projection) => (projection.entities.clone(), Vec::new()),
+        Resolved::App(_, entity) => (Entities::empty(), vec![entity]),
+        Resolved::Absent(_) => (Entities::empty(), Vec::new()),
+    };
+    match resource {
+        Resolved::Directory(projection) => more.extend(projection.entities.iter().cloned()),
+        Resolved::App(_, entity) => more.push(entity),
+        Resolved::Absent(_) => {}
+    }
+    more.extend(actions);
+    let mut seen = std::collections::HashSet::new();
+    let more: Vec<Entity> = more
+        .into_iter()
+        .filter(|e| base.get(&e.uid()).is_none() && seen.insert(e.uid()))
+        .collect();
+    base.add_entities(more, None)
+        .map_err(|e| BadRequest(e.to_string()))
 }
 
 /// The request context with the action's properties merged in.

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use cedar_policy::{Entity, EntityId, EntityUid, RestrictedExpression};
+use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression};
 use idplane_core::directory::{Principal, PrincipalKind, name_key};
 use idplane_core::time::in_force;
 use idplane_core::{Ctx, PrincipalId, TenantId, Timestamp};
@@ -31,8 +31,10 @@ pub(crate) struct Projection {
     /// False for suspended, deprovisioned, ended or expired principals.
     pub active: bool,
     /// The entity itself (parents: every group and role, transitively),
-    /// then its groups and roles.
-    pub entities: Vec<Entity>,
+    /// and its groups and roles: a Cedar entity store built (its
+    /// transitive closure computed) once, which each decision extends
+    /// with the request's other entities.
+    pub entities: Entities,
     loaded_at: Timestamp,
     /// The first instant at which something it reflects expires.
     valid_until: Option<Timestamp>,
@@ -123,7 +125,7 @@ async fn project(
         return Ok(Some(Projection {
             uid,
             active: false,
-            entities: vec![entity],
+            entities: store(vec![entity])?,
             loaded_at: ctx.now,
             // A joiner's projection changes at the start date.
             valid_until: principal.start_date.filter(|start| *start > ctx.now),
@@ -165,7 +167,7 @@ async fn project(
     Ok(Some(Projection {
         uid,
         active: true,
-        entities,
+        entities: store(entities)?,
         loaded_at: ctx.now,
         valid_until,
     }))
@@ -177,7 +179,7 @@ async fn project_role(conn: &mut impl Conn, ctx: &Ctx, id: &str) -> Result<Optio
     };
     let uid = uid(DirectoryType::Role, &role.name);
     Ok(Some(Projection {
-        entities: vec![role_entity(uid.clone(), &role.name)?],
+        entities: store(vec![role_entity(uid.clone(), &role.name)?])?,
         uid,
         active: true,
         loaded_at: ctx.now,
@@ -287,6 +289,11 @@ fn role_entity(uid: EntityUid, name: &str) -> Result<Entity> {
         HashMap::from([("name".to_owned(), string(name))]),
         HashSet::new(),
     )
+}
+
+fn store(entities: Vec<Entity>) -> Result<Entities> {
+    Entities::from_entities(entities, None)
+        .map_err(|e| crate::AppError::Internal(format!("directory entities: {e}")))
 }
 
 fn entity(
