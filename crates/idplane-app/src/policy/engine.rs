@@ -212,7 +212,7 @@ enum Resolved {
     /// A directory entity, with its groups and roles.
     Directory(Arc<Projection>),
     /// An application entity, built from the request.
-    App(EntityUid, Entity),
+    App(EntityUid, Box<Entity>),
     /// A resource no longer (or never) in the directory: its name alone.
     Absent(EntityUid),
 }
@@ -309,7 +309,7 @@ impl App {
         };
         if use_app && let Some(type_name) = app_type {
             return Ok(app_entity(engine, type_name, entity)
-                .map(|(uid, e)| Found::Entity(Resolved::App(uid, e))));
+                .map(|(uid, e)| Found::Entity(Resolved::App(uid, Box::new(e)))));
         }
         let Some(kind) = directory else {
             return Ok(Err(BadRequest(format!(
@@ -417,12 +417,12 @@ fn request_entities(
 ) -> std::result::Result<Entities, BadRequest> {
     let (base, mut more) = match subject {
         Resolved::Directory(projection) => (projection.entities.clone(), Vec::new()),
-        Resolved::App(_, entity) => (Entities::empty(), vec![entity]),
+        Resolved::App(_, entity) => (Entities::empty(), vec![*entity]),
         Resolved::Absent(_) => (Entities::empty(), Vec::new()),
     };
     match resource {
         Resolved::Directory(projection) => more.extend(projection.entities.iter().cloned()),
-        Resolved::App(_, entity) => more.push(entity),
+        Resolved::App(_, entity) => more.push(*entity),
         Resolved::Absent(_) => {}
     }
     more.extend(actions);
