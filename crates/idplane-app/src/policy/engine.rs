@@ -37,6 +37,9 @@ pub struct Engine {
     actions: HashMap<EntityUid, Vec<Entity>>,
     /// Bare action names to the actions of that name.
     action_names: HashMap<String, Vec<EntityUid>>,
+    /// The schema's entity types by namespace, then by bare name, so a
+    /// request's type is found without building and parsing its name.
+    entity_types: HashMap<String, HashMap<String, EntityTypeName>>,
     /// Allowed decisions seen, for sampling them into the log.
     allows: AtomicU64,
 }
@@ -95,11 +98,19 @@ impl Engine {
                 .or_default()
                 .push(action.clone());
         }
+        let mut entity_types: HashMap<String, HashMap<String, EntityTypeName>> = HashMap::new();
+        for name in compiled.schema.entity_types() {
+            entity_types
+                .entry(name.namespace())
+                .or_default()
+                .insert(name.basename().to_owned(), name.clone());
+        }
         Ok(Self {
             version,
             compiled,
             actions,
             action_names,
+            entity_types,
             allows: AtomicU64::new(0),
         })
     }
@@ -168,19 +179,13 @@ impl Engine {
 
     /// The application type `kind` names, qualified or in `namespace`.
     fn app_type(&self, kind: &str, namespace: &str) -> Option<EntityTypeName> {
-        let qualified = if kind.contains("::") {
-            kind.to_owned()
-        } else if namespace.is_empty() {
-            return None;
-        } else {
-            format!("{namespace}::{kind}")
+        let (namespace, bare) = match kind.rsplit_once("::") {
+            Some(("", _)) => return None,
+            Some(qualified) => qualified,
+            None if namespace.is_empty() => return None,
+            None => (namespace, kind),
         };
-        let name = EntityTypeName::from_str(&qualified).ok()?;
-        self.compiled
-            .schema
-            .entity_types()
-            .any(|t| *t == name)
-            .then_some(name)
+        self.entity_types.get(namespace)?.get(bare).cloned()
     }
 }
 
