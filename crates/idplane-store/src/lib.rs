@@ -140,10 +140,10 @@ impl Store {
         let connect = AnyConnectOptions::from_str(url)?;
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1, WRITER_SETTINGS)
+                let writer = sqlite_pool(1, WRITER_CACHE)
                     .connect_with(connect.clone())
                     .await?;
-                let reader = sqlite_pool(options.max_connections.unwrap_or(4), READER_SETTINGS)
+                let reader = sqlite_pool(options.max_connections.unwrap_or(4), READER_CACHE)
                     .connect_with(connect)
                     .await?;
                 Store {
@@ -248,18 +248,15 @@ impl Store {
     }
 }
 
-/// The one writing connection's settings. Its page cache (negative: in
-/// KiB): every write inserts into the audit log's five B-trees, and with
-/// SQLite's default of 2 MiB their pages were read back from the operating
-/// system for each batch; pages are allocated as they are used, not at
-/// start. Its temporary store in memory: each unit of a group commit is a
-/// savepoint, whose copies of the pages it changes SQLite otherwise spills
-/// to a temporary file it creates and writes once past 64 KiB.
-const WRITER_SETTINGS: &str = "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY";
+/// SQLite's page cache for the one writing connection (negative: in KiB):
+/// every write inserts into the audit log's five B-trees, and with SQLite's
+/// default of 2 MiB their pages were read back from the operating system
+/// for each batch. Pages are allocated as they are used, not at start.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -32768";
 /// SQLite's default page cache for each reading connection.
-const READER_SETTINGS: &str = "PRAGMA cache_size = -2000";
+const READER_CACHE: &str = "PRAGMA cache_size = -2000";
 
-fn sqlite_pool(max: u32, settings: &'static str) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, cache: &'static str) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
@@ -272,7 +269,7 @@ fn sqlite_pool(max: u32, settings: &'static str) -> AnyPoolOptions {
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                 )
                 .await?;
-                conn.execute(settings).await?;
+                conn.execute(cache).await?;
                 Ok(())
             })
         })
