@@ -279,23 +279,23 @@ fn bounds(out: &mut String, r: &Results) {
         "| Argon2id verifications/s, every core, idplane's hasher (m = 19 MiB, t = 2, p = 1) | {:.1} |",
         r.argon2_per_second
     );
-    for s in &r.hello {
-        let _ = writeln!(
-            out,
-            "| bare axum \"hello\" requests/s at c = {} (p99 {:.2} ms) | {} |",
-            s.concurrency,
-            ms(s.p99),
-            thousands(s.per_second)
-        );
-    }
-    for s in &r.signer {
-        let _ = writeln!(
-            out,
-            "| bare axum endpoint signing an ES256 access token, requests/s at c = {} (p99 {:.2} ms) | {} |",
-            s.concurrency,
-            ms(s.p99),
-            thousands(s.per_second)
-        );
+    let endpoints = [
+        ("bare axum \"hello\"", &r.hello),
+        (
+            "bare axum endpoint signing an ES256 access token,",
+            &r.signer,
+        ),
+    ];
+    for (endpoint, samples) in endpoints {
+        for s in samples {
+            let _ = writeln!(
+                out,
+                "| {endpoint} requests/s at c = {} (p99 {:.2} ms) | {} |",
+                s.concurrency,
+                ms(s.p99),
+                thousands(s.per_second)
+            );
+        }
     }
 }
 
