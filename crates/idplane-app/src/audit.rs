@@ -49,12 +49,15 @@ impl std::fmt::Debug for Message {
 }
 
 impl AuditWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Store) -> Self {
+    /// Starts the writer on a thread of its own (see
+    /// [`idplane_store::dedicated`]); it ends when the last writer handle is
+    /// dropped.
+    pub fn start(store: Store) -> Result<Self> {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let backlog = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run_writer(store, rx, backlog.clone()));
-        Self { queue, backlog }
+        idplane_store::dedicated::spawn("idplane-audit", run_writer(store, rx, backlog.clone()))
+            .map_err(|e| AppError::Internal(format!("could not start the audit writer: {e}")))?;
+        Ok(Self { queue, backlog })
     }
 
     /// Appends `event` and returns once it is durable.

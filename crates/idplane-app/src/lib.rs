@@ -100,7 +100,7 @@ impl App {
             }
             None => authn::password::Hasher::owasp()?,
         };
-        let audit = AuditWriter::start(store.clone());
+        let audit = AuditWriter::start(store.clone())?;
         let app = Self {
             inner: Arc::new(Inner {
                 store,

@@ -47,6 +47,16 @@ pub(crate) struct GroupState {
     pub(crate) heads: HashMap<TenantId, ChainHead>,
     /// Units that committed their savepoint, waiting for the group commit.
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// Wakes the committer when the state goes away, so its thread ends.
+    _stop: StopCommitter,
+}
+
+struct StopCommitter(Arc<Notify>);
+
+impl Drop for StopCommitter {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 impl GroupState {
@@ -97,8 +107,10 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    /// Starts the committer task for `writer` (a pool of one connection).
-    pub(crate) fn start(writer: AnyPool) -> Self {
+    /// Starts the committer for `writer` (a pool of one connection) on a
+    /// thread of its own.
+    pub(crate) fn start(writer: AnyPool) -> Result<Self> {
+        let kick = Arc::new(Notify::new());
         let group = Group {
             state: Arc::new(Mutex::new(GroupState {
                 writer,
@@ -107,11 +119,15 @@ impl Group {
                 unreleased: false,
                 heads: HashMap::new(),
                 waiters: Vec::new(),
+                _stop: StopCommitter(kick.clone()),
             })),
-            kick: Arc::new(Notify::new()),
+            kick,
         };
-        tokio::spawn(committer(Arc::downgrade(&group.state), group.kick.clone()));
-        group
+        crate::dedicated::spawn(
+            "idplane-committer",
+            committer(Arc::downgrade(&group.state), group.kick.clone()),
+        )?;
+        Ok(group)
     }
 
     /// Waits for the writer, opens the group transaction if none is open,

@@ -37,6 +37,7 @@ pub mod tenants;
 pub mod tokens;
 
 mod codec;
+pub mod dedicated;
 mod group;
 
 pub use codec::{Page, Paged};
@@ -80,6 +81,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The writer's thread could not be started.
+    #[error("could not start the writer thread: {0}")]
+    Thread(#[from] std::io::Error),
     /// The group transaction this change was part of did not commit.
     #[error("the write could not be committed: {0}")]
     GroupCommit(String),
@@ -148,7 +152,7 @@ impl Store {
                     .await?;
                 Store {
                     backend,
-                    group: Some(group::Group::start(writer.clone())),
+                    group: Some(group::Group::start(writer.clone())?),
                     writer,
                     reader,
                 }
