@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use idplane_core::audit::{AuditEvent, AuditRecord, ChainError, ChainVerifier, Checkpoint};
 use idplane_core::{Ctx, TenantId};
@@ -22,13 +23,30 @@ pub const CHECKPOINT_KEY_PURPOSE: &str = "audit-checkpoint";
 const MAX_BATCH: usize = 4096;
 /// Events that may wait for the writer before callers are slowed down.
 const QUEUE_DEPTH: usize = 65_536;
+/// How long a batch that nobody waits for (queued observations only) stays
+/// open for more. Each commit has a fixed cost (an fsync, the chain heads,
+/// a WAL checkpoint now and then) that a steady stream of decision-log
+/// events otherwise pays every millisecond; a caller that waits ends the
+/// wait at once.
+const LINGER: Duration = Duration::from_millis(5);
 
 type Ack = oneshot::Sender<std::result::Result<AuditRecord, String>>;
 
 enum Message {
-    Append(Box<AuditEvent>, Ack),
+    /// An event, and the caller waiting for it to be durable, if any.
+    Append(Box<AuditEvent>, Option<Ack>),
     /// Answered once everything queued before it is durable.
     Flush(oneshot::Sender<()>),
+}
+
+impl Message {
+    /// Whether somebody waits for this message's outcome.
+    fn awaited(&self) -> bool {
+        match self {
+            Message::Append(_, ack) => ack.is_some(),
+            Message::Flush(_) => true,
+        }
+    }
 }
 
 /// Appends events in batches: each caller waits until its event is durable,
@@ -63,7 +81,7 @@ impl AuditWriter {
     /// Appends `event` and returns once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
         let (ack, done) = oneshot::channel();
-        self.send(event, ack).await?;
+        self.send(event, Some(ack)).await?;
         done.await
             .map_err(|_| AppError::Internal("the audit writer has stopped".into()))?
             .map_err(AppError::Internal)
@@ -74,12 +92,10 @@ impl AuditWriter {
     /// observations answered before they are written, such as the
     /// decision log; never for a state change, whose event commits with it.
     pub async fn enqueue(&self, event: AuditEvent) -> Result<()> {
-        // Nobody waits for the acknowledgement; the writer ignores that.
-        let (ack, _) = oneshot::channel();
-        self.send(event, ack).await
+        self.send(event, None).await
     }
 
-    async fn send(&self, event: AuditEvent, ack: Ack) -> Result<()> {
+    async fn send(&self, event: AuditEvent, ack: Option<Ack>) -> Result<()> {
         self.backlog.fetch_add(1, Ordering::Relaxed);
         if self
             .queue
@@ -110,6 +126,9 @@ impl AuditWriter {
 async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<AtomicUsize>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if !batch.iter().any(Message::awaited) {
+            linger(&mut rx, &mut batch).await;
+        }
         let mut events = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
@@ -131,12 +150,14 @@ async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<
             match result {
                 Ok(records) => {
                     for (ack, record) in acks.into_iter().zip(records) {
-                        let _ = ack.send(Ok(record));
+                        if let Some(ack) = ack {
+                            let _ = ack.send(Ok(record));
+                        }
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, events = n, "audit batch failed; callers are told");
-                    for ack in acks {
+                    for ack in acks.into_iter().flatten() {
                         let _ = ack.send(Err(format!("audit write failed: {e}")));
                     }
                 }
@@ -145,6 +166,30 @@ async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<
         }
         for done in flushes {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Adds to `batch` what arrives within [`LINGER`], until it is full or a
+/// message that somebody waits for arrives.
+async fn linger(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH {
+        let room = MAX_BATCH - batch.len();
+        let before = batch.len();
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
+            // Closed: the batch is all there will be.
+            Ok(0) | Err(_) => return,
+            Ok(_)
+                if batch
+                    .get(before..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(Message::awaited) =>
+            {
+                return;
+            }
+            Ok(_) => {}
         }
     }
 }

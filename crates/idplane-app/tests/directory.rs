@@ -473,6 +473,35 @@ async fn queued_events_keep_their_order_beside_awaited_ones_and_a_flush_waits_fo
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_nobody_waits_for_are_written_without_a_flush() {
+    // The writer holds such a batch open for more; it must still end it on
+    // its own, with no further traffic. A bounded wait for liveness, not a
+    // timing assertion: it passes as soon as the events are there.
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let writer = h.app.audit_writer();
+    for i in 0..5 {
+        writer
+            .enqueue(AuditEvent::new(
+                &ctx,
+                "test.lingering",
+                Some(format!("n:{i}")),
+            ))
+            .await
+            .unwrap();
+    }
+    let mut written = 0;
+    for _ in 0..1_000 {
+        written = events_with_action(&h, &ctx, "test.lingering").await.len();
+        if written == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(written, 5, "queued events were left unwritten");
+}
+
 #[tokio::test]
 async fn deleting_an_assigned_role_is_refused_and_nothing_changes() {
     let h = Harness::new().await;
