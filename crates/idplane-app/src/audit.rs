@@ -12,7 +12,7 @@ use idplane_store::audit::AuditFilter;
 use idplane_store::keys::StoredKey;
 use idplane_store::{Store, keys};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::keyring::{ed25519_sign, ed25519_verify};
 use crate::{App, AppError, Result};
@@ -26,8 +26,8 @@ const QUEUE_DEPTH: usize = 65_536;
 /// How long a batch that nobody waits for (queued observations only) stays
 /// open for more. Each commit has a fixed cost (an fsync, the chain heads,
 /// a WAL checkpoint now and then) that a steady stream of decision-log
-/// events otherwise pays every millisecond; a caller that waits ends the
-/// wait at once.
+/// events otherwise pays every millisecond. The writer sleeps through it
+/// rather than waking for each event; a caller that waits ends it at once.
 const LINGER: Duration = Duration::from_millis(5);
 
 type Ack = oneshot::Sender<std::result::Result<AuditRecord, String>>;
@@ -55,6 +55,8 @@ impl Message {
 pub struct AuditWriter {
     queue: mpsc::Sender<Message>,
     backlog: Arc<AtomicUsize>,
+    /// Ends the writer's linger: somebody waits.
+    urgent: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Message {
@@ -73,15 +75,22 @@ impl AuditWriter {
     pub fn start(store: Store) -> Result<Self> {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let backlog = Arc::new(AtomicUsize::new(0));
-        idplane_store::dedicated::spawn("idplane-audit", run_writer(store, rx, backlog.clone()))
+        let urgent = Arc::new(Notify::new());
+        let writer = run_writer(store, rx, backlog.clone(), urgent.clone());
+        idplane_store::dedicated::spawn("idplane-audit", writer)
             .map_err(|e| AppError::Internal(format!("could not start the audit writer: {e}")))?;
-        Ok(Self { queue, backlog })
+        Ok(Self {
+            queue,
+            backlog,
+            urgent,
+        })
     }
 
     /// Appends `event` and returns once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
         let (ack, done) = oneshot::channel();
         self.send(event, Some(ack)).await?;
+        self.urgent.notify_one();
         done.await
             .map_err(|_| AppError::Internal("the audit writer has stopped".into()))?
             .map_err(AppError::Internal)
@@ -118,16 +127,22 @@ impl AuditWriter {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Message::Flush(tx)).await.is_ok() {
+            self.urgent.notify_one();
             let _ = rx.await;
         }
     }
 }
 
-async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<AtomicUsize>) {
+async fn run_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Message>,
+    backlog: Arc<AtomicUsize>,
+    urgent: Arc<Notify>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if !batch.iter().any(Message::awaited) {
-            linger(&mut rx, &mut batch).await;
+            linger(&mut rx, &mut batch, &urgent).await;
         }
         let mut events = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
@@ -170,26 +185,18 @@ async fn run_writer(store: Store, mut rx: mpsc::Receiver<Message>, backlog: Arc<
     }
 }
 
-/// Adds to `batch` what arrives within [`LINGER`], until it is full or a
-/// message that somebody waits for arrives.
-async fn linger(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
-    let deadline = tokio::time::Instant::now() + LINGER;
+/// Waits [`LINGER`], or until somebody waits for the writer, then adds to
+/// `batch` what has arrived meanwhile. Not listening to the queue while it
+/// waits spares a wake-up per queued event.
+async fn linger(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>, urgent: &Notify) {
+    tokio::select! {
+        () = tokio::time::sleep(LINGER) => {}
+        () = urgent.notified() => {}
+    }
     while batch.len() < MAX_BATCH {
-        let room = MAX_BATCH - batch.len();
-        let before = batch.len();
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
-            // Closed: the batch is all there will be.
-            Ok(0) | Err(_) => return,
-            Ok(_)
-                if batch
-                    .get(before..)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(Message::awaited) =>
-            {
-                return;
-            }
-            Ok(_) => {}
+        match rx.try_recv() {
+            Ok(message) => batch.push(message),
+            Err(_) => return,
         }
     }
 }
