@@ -554,6 +554,96 @@ async fn impact_analysis_reports_the_flips_by_policy() {
 }
 
 #[tokio::test]
+async fn a_batch_is_logged_as_one_event_per_subject_and_replayed_item_by_item() {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    assign(&h, &ctx, "alice", None).await;
+    let batch = |semantic: &str| -> Evaluations {
+        serde_json::from_value(json!({
+            "subject": {"type": "user", "id": "alice"},
+            "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}},
+            "evaluations": [
+                {"action": {"name": "read"}},
+                {"action": {"name": "write"}},
+                {"action": {"name": "read"}, "subject": {"type": "user", "id": "bob"}},
+                {"action": {"name": "write"}, "resource": {"type": "Doc", "id": "e", "properties": {"owner": "x", "classification": 2}}},
+            ],
+            "options": {"evaluations_semantic": semantic},
+        }))
+        .unwrap()
+    };
+    h.app
+        .evaluate_batch(&ctx, &batch("execute_all"))
+        .await
+        .unwrap()
+        .unwrap();
+    h.app.audit_writer().flush().await;
+    let filter = AuditFilter {
+        action: Some(DECISION_EVENT.to_owned()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let logged = h.app.audit_events(&ctx, &filter).await.unwrap();
+    let by_subject: Vec<(Option<&str>, &str, Vec<&str>)> = logged
+        .iter()
+        .map(|r| {
+            let decisions = r.event.details["decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["decision"].as_str().unwrap())
+                .collect();
+            (
+                r.event.target.as_deref(),
+                r.event.outcome.as_str(),
+                decisions,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_subject,
+        [
+            (Some("user:alice"), "failure", vec!["allow", "deny", "deny"]),
+            (Some("user:bob"), "failure", vec!["deny"]),
+        ],
+        "one event per subject, its decisions in order"
+    );
+    let alice = &logged[0].event.details["decisions"];
+    assert_eq!(alice[0]["policies"], json!(["readers-read"]));
+    assert_eq!(alice[2]["request"]["resource"]["id"], "e");
+
+    // One by one (stopping at the first deny) logs the same way.
+    h.app
+        .evaluate_batch(&ctx, &batch("deny_on_first_deny"))
+        .await
+        .unwrap()
+        .unwrap();
+    h.app.audit_writer().flush().await;
+    let logged = h.app.audit_events(&ctx, &filter).await.unwrap();
+    assert_eq!(logged.len(), 3);
+    assert_eq!(
+        logged[2].event.details["decisions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Impact analysis replays each item of a logged batch.
+    let proposed = format!(
+        "{POLICIES}\n@id(\"bob-reads\") permit (principal == Idplane::User::\"bob\", action == Docs::Action::\"read\", resource);"
+    );
+    let impact = h
+        .app
+        .policy_impact(&ctx, &bundle(&proposed), None)
+        .await
+        .unwrap();
+    assert_eq!(impact.replayed, 6, "4 + 2 logged decisions");
+    assert_eq!(impact.flips.len(), 1);
+    assert_eq!(impact.flips[0].request.subject.id, "bob");
+}
+
+#[tokio::test]
 async fn a_pdp_token_decides_only_and_stops_at_revocation_or_expiry() {
     let h = setup().await;
     let ctx = h.ctx().await;

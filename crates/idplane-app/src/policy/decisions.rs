@@ -46,6 +46,27 @@ impl App {
         ctx: &Ctx,
         eval: &Evaluation,
     ) -> Result<std::result::Result<Decided, BadRequest>> {
+        let (decided, logged) = self.evaluate_unlogged(ctx, eval).await?;
+        if logged && let Ok(decided) = &decided {
+            let event = AuditEvent::new(ctx, DECISION_EVENT, Some(subject_target(eval)))
+                .with_details(log_entry(eval, decided)?);
+            self.log(if decided.allowed {
+                event
+            } else {
+                event.failed()
+            })
+            .await?;
+        }
+        Ok(decided)
+    }
+
+    /// Decides one evaluation with the active version (without one,
+    /// everything is denied), and says whether the decision log takes it.
+    async fn evaluate_unlogged(
+        &self,
+        ctx: &Ctx,
+        eval: &Evaluation,
+    ) -> Result<(std::result::Result<Decided, BadRequest>, bool)> {
         let Some(engine) = self.policy_engine(ctx).await? else {
             let decided = Decided {
                 allowed: false,
@@ -54,16 +75,11 @@ impl App {
                 errors: Vec::new(),
                 note: Some("no policy version is active".to_owned()),
             };
-            self.log_decision(ctx, eval, &decided).await?;
-            return Ok(Ok(decided));
+            return Ok((Ok(decided), true));
         };
         let decided = self.decide_with(ctx, &engine, eval).await?;
-        if let Ok(decided) = &decided
-            && (!decided.allowed || engine.sample_allow())
-        {
-            self.log_decision(ctx, eval, decided).await?;
-        }
-        Ok(decided)
+        let logged = matches!(&decided, Ok(d) if !d.allowed || engine.sample_allow());
+        Ok((decided, logged))
     }
 
     /// A batch, with AuthZEN's evaluation semantics. An item that cannot be
@@ -104,10 +120,17 @@ impl App {
         semantic: Semantic,
     ) -> Result<Vec<EvaluationResponse>> {
         let mut answers = Vec::new();
+        let mut log = BatchLog::default();
         for item in items {
             let answer = match item {
                 Err(why) => error_response(&why),
-                Ok(eval) => answer(self.evaluate(ctx, &eval).await?),
+                Ok(eval) => {
+                    let (decided, logged) = self.evaluate_unlogged(ctx, &eval).await?;
+                    if logged && let Ok(d) = &decided {
+                        log.add(&eval, d)?;
+                    }
+                    answer(decided)
+                }
             };
             let stop = match semantic {
                 Semantic::ExecuteAll => false,
@@ -119,6 +142,7 @@ impl App {
                 break;
             }
         }
+        self.log_batch(ctx, log).await?;
         Ok(answers)
     }
 
@@ -150,6 +174,7 @@ impl App {
         }
         let mut decided = decide_on_two_threads(&engine, ready).await?.into_iter();
         let mut answers = Vec::with_capacity(slots.len());
+        let mut log = BatchLog::default();
         for slot in slots {
             let (eval, result) = match slot {
                 Slot::Answered(answer) => {
@@ -164,10 +189,11 @@ impl App {
             if let Ok(d) = &result
                 && (!d.allowed || engine.sample_allow())
             {
-                self.log_decision(ctx, &eval, d).await?;
+                log.add(&eval, d)?;
             }
             answers.push(answer(result));
         }
+        self.log_batch(ctx, log).await?;
         Ok(answers)
     }
 
@@ -262,24 +288,72 @@ impl App {
         Ok(Ok(found))
     }
 
-    async fn log_decision(&self, ctx: &Ctx, eval: &Evaluation, decided: &Decided) -> Result<()> {
-        let request = serde_json::to_value(eval)
-            .map_err(|e| AppError::Internal(format!("evaluation: {e}")))?;
-        let target = format!("{}:{}", eval.subject.kind, eval.subject.id);
-        let mut event = AuditEvent::new(ctx, DECISION_EVENT, Some(target)).with_details(json!({
-            "decision": if decided.allowed { "allow" } else { "deny" },
-            "version": decided.version,
-            "policies": decided.policies,
-            "errors": decided.errors,
-            "note": decided.note,
-            "request": request,
-        }));
-        if !decided.allowed {
-            event = event.failed();
+    /// A batch's logged decisions: one event per subject.
+    async fn log_batch(&self, ctx: &Ctx, log: BatchLog) -> Result<()> {
+        for (target, entries, denied) in log.0 {
+            let event = AuditEvent::new(ctx, DECISION_EVENT, Some(target))
+                .with_details(json!({ BATCH_ENTRIES: entries }));
+            self.log(if denied { event.failed() } else { event })
+                .await?;
         }
+        Ok(())
+    }
+
+    async fn log(&self, event: AuditEvent) -> Result<()> {
         // Queued, not awaited: a decision is an observation, and waiting for
         // its fsync would bound decisions by commits.
         self.audit_writer().enqueue(event).await
+    }
+}
+
+/// The details key of a batch's event: its subject's logged decisions, in
+/// order, each as a single evaluation's event holds it.
+pub const BATCH_ENTRIES: &str = "decisions";
+
+/// A decision as the log holds it, with the whole request (what impact
+/// analysis replays).
+fn log_entry(eval: &Evaluation, decided: &Decided) -> Result<Value> {
+    let request =
+        serde_json::to_value(eval).map_err(|e| AppError::Internal(format!("evaluation: {e}")))?;
+    Ok(json!({
+        "decision": if decided.allowed { "allow" } else { "deny" },
+        "version": decided.version,
+        "policies": decided.policies,
+        "errors": decided.errors,
+        "note": decided.note,
+        "request": request,
+    }))
+}
+
+/// The audit target of a decision: its subject.
+fn subject_target(eval: &Evaluation) -> String {
+    format!("{}:{}", eval.subject.kind, eval.subject.id)
+}
+
+/// A batch's decisions to log, by subject in order of first appearance:
+/// (target, entries, whether any is a deny). A batch is one event per
+/// subject, not one per item: a hundred denies cost one record, one hash
+/// and one set of index entries, and still each is logged with its
+/// request, found by its subject.
+#[derive(Default)]
+struct BatchLog(Vec<(String, Vec<Value>, bool)>);
+
+impl BatchLog {
+    fn add(&mut self, eval: &Evaluation, decided: &Decided) -> Result<()> {
+        let target = subject_target(eval);
+        let entry = log_entry(eval, decided)?;
+        let slot = match self.0.iter().position(|(t, ..)| *t == target) {
+            Some(i) => i,
+            None => {
+                self.0.push((target, Vec::new(), false));
+                self.0.len() - 1
+            }
+        };
+        if let Some((_, entries, denied)) = self.0.get_mut(slot) {
+            entries.push(entry);
+            *denied |= !decided.allowed;
+        }
+        Ok(())
     }
 }
 

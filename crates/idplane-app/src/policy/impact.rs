@@ -8,11 +8,12 @@ use idplane_core::Ctx;
 use idplane_store::audit::{self, AuditFilter};
 use jiff::SignedDuration;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::authzen::Evaluation;
 use super::bundle::{PolicyBundle, compile};
-use super::decisions::DECISION_EVENT;
+use super::decisions::{BATCH_ENTRIES, DECISION_EVENT};
 use super::engine::{Decided, Engine};
 use super::tests::{self, TestFailure};
 use crate::{App, AppError, Result};
@@ -146,13 +147,23 @@ impl App {
         let mut conn = self.store().read().await?;
         let records = audit::query(&mut conn, ctx.tenant, &filter).await?;
         records
-            .into_iter()
-            .filter_map(|r| r.event.details.get("request").cloned())
+            .iter()
+            .flat_map(|r| logged_entries(&r.event.details))
+            .filter_map(|entry| entry.get("request").cloned())
+            .take(MAX_REPLAYED)
             .map(|v| {
                 serde_json::from_value(v)
                     .map_err(|e| AppError::Internal(format!("logged decision request: {e}")))
             })
             .collect()
+    }
+}
+
+/// The decisions one logged event holds: itself, or a batch's entries.
+fn logged_entries(details: &Value) -> Vec<&Value> {
+    match details.get(BATCH_ENTRIES).and_then(Value::as_array) {
+        Some(entries) => entries.iter().collect(),
+        None => vec![details],
     }
 }
 
