@@ -48,14 +48,9 @@ impl App {
     ) -> Result<std::result::Result<Decided, BadRequest>> {
         let (decided, logged) = self.evaluate_unlogged(ctx, eval).await?;
         if logged && let Ok(decided) = &decided {
-            let event = AuditEvent::new(ctx, DECISION_EVENT, Some(subject_target(eval)))
-                .with_details(log_entry(eval, decided)?);
-            self.log(if decided.allowed {
-                event
-            } else {
-                event.failed()
-            })
-            .await?;
+            let details = log_entry(eval, decided)?;
+            self.log(ctx, subject_target(eval), details, !decided.allowed)
+                .await?;
         }
         Ok(decided)
     }
@@ -291,18 +286,21 @@ impl App {
     /// A batch's logged decisions: one event per subject.
     async fn log_batch(&self, ctx: &Ctx, log: BatchLog) -> Result<()> {
         for (target, entries, denied) in log.0 {
-            let event = AuditEvent::new(ctx, DECISION_EVENT, Some(target))
-                .with_details(json!({ BATCH_ENTRIES: entries }));
-            self.log(if denied { event.failed() } else { event })
+            self.log(ctx, target, json!({ BATCH_ENTRIES: entries }), denied)
                 .await?;
         }
         Ok(())
     }
 
-    async fn log(&self, event: AuditEvent) -> Result<()> {
+    /// Queues a decision-log event about `target` (a subject), a failure
+    /// if it holds a deny.
+    async fn log(&self, ctx: &Ctx, target: String, details: Value, denied: bool) -> Result<()> {
+        let event = AuditEvent::new(ctx, DECISION_EVENT, Some(target)).with_details(details);
         // Queued, not awaited: a decision is an observation, and waiting for
         // its fsync would bound decisions by commits.
-        self.audit_writer().enqueue(event).await
+        self.audit_writer()
+            .enqueue(if denied { event.failed() } else { event })
+            .await
     }
 }
 
