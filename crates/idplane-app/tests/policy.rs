@@ -16,6 +16,7 @@ use idplane_app::policy::bundle::{DecisionLogSettings, PolicyBundle};
 use idplane_app::policy::decisions::DECISION_EVENT;
 use idplane_app::policy::engine::Decided;
 use idplane_app::tokens::{Caller, CreateToken, Scope};
+use idplane_core::audit::AuditRecord;
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, RequestMeta};
 use idplane_store::audit::AuditFilter;
@@ -97,7 +98,8 @@ async fn assign(h: &Harness, ctx: &Ctx, principal: &str, expires_in: Option<&str
     h.app.assign_role(ctx, cmd).await.unwrap();
 }
 
-async fn decision_events(h: &Harness) -> Vec<Value> {
+/// The decision log's events so far, oldest first.
+async fn decision_records(h: &Harness) -> Vec<AuditRecord> {
     let filter = AuditFilter {
         action: Some(DECISION_EVENT.to_owned()),
         limit: 1000,
@@ -105,13 +107,26 @@ async fn decision_events(h: &Harness) -> Vec<Value> {
     };
     h.app.audit_writer().flush().await;
     let ctx = h.ctx().await;
-    h.app
-        .audit_events(&ctx, &filter)
+    h.app.audit_events(&ctx, &filter).await.unwrap()
+}
+
+async fn decision_events(h: &Harness) -> Vec<Value> {
+    decision_records(h)
         .await
-        .unwrap()
         .into_iter()
         .map(|r| r.event.details)
         .collect()
+}
+
+/// A batch for alice on a document of bob's, with `semantic`.
+fn alice_batch(semantic: &str, evaluations: Value) -> Evaluations {
+    serde_json::from_value(json!({
+        "subject": {"type": "user", "id": "alice"},
+        "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}},
+        "evaluations": evaluations,
+        "options": {"evaluations_semantic": semantic},
+    }))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -422,19 +437,16 @@ async fn batches_follow_the_evaluation_semantic() {
     let h = setup().await;
     let ctx = h.ctx().await;
     assign(&h, &ctx, "alice", None).await;
-    let batch = |semantic: &str| -> Evaluations {
-        serde_json::from_value(json!({
-            "subject": {"type": "user", "id": "alice"},
-            "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}},
-            "evaluations": [
+    let batch = |semantic: &str| {
+        alice_batch(
+            semantic,
+            json!([
                 {"action": {"name": "read"}},
                 {"action": {"name": "write"}},
                 {"action": {"name": "nope"}},
                 {"action": {"name": "read"}, "subject": {"type": "user", "id": "bob"}},
-            ],
-            "options": {"evaluations_semantic": semantic},
-        }))
-        .unwrap()
+            ]),
+        )
     };
     let decisions = |r: EvaluationsResponse| -> Vec<bool> {
         r.evaluations.iter().map(|e| e.decision).collect()
@@ -558,32 +570,23 @@ async fn a_batch_is_logged_as_one_event_per_subject_and_replayed_item_by_item() 
     let h = setup().await;
     let ctx = h.ctx().await;
     assign(&h, &ctx, "alice", None).await;
-    let batch = |semantic: &str| -> Evaluations {
-        serde_json::from_value(json!({
-            "subject": {"type": "user", "id": "alice"},
-            "resource": {"type": "Doc", "id": "d", "properties": {"owner": "bob@example.com", "classification": 1}},
-            "evaluations": [
+    let batch = |semantic: &str| {
+        alice_batch(
+            semantic,
+            json!([
                 {"action": {"name": "read"}},
                 {"action": {"name": "write"}},
                 {"action": {"name": "read"}, "subject": {"type": "user", "id": "bob"}},
                 {"action": {"name": "write"}, "resource": {"type": "Doc", "id": "e", "properties": {"owner": "x", "classification": 2}}},
-            ],
-            "options": {"evaluations_semantic": semantic},
-        }))
-        .unwrap()
+            ]),
+        )
     };
     h.app
         .evaluate_batch(&ctx, &batch("execute_all"))
         .await
         .unwrap()
         .unwrap();
-    h.app.audit_writer().flush().await;
-    let filter = AuditFilter {
-        action: Some(DECISION_EVENT.to_owned()),
-        limit: 1000,
-        ..AuditFilter::default()
-    };
-    let logged = h.app.audit_events(&ctx, &filter).await.unwrap();
+    let logged = decision_records(&h).await;
     let by_subject: Vec<(Option<&str>, &str, Vec<&str>)> = logged
         .iter()
         .map(|r| {
@@ -618,8 +621,7 @@ async fn a_batch_is_logged_as_one_event_per_subject_and_replayed_item_by_item() 
         .await
         .unwrap()
         .unwrap();
-    h.app.audit_writer().flush().await;
-    let logged = h.app.audit_events(&ctx, &filter).await.unwrap();
+    let logged = decision_records(&h).await;
     assert_eq!(logged.len(), 3);
     assert_eq!(
         logged[2].event.details["decisions"]
