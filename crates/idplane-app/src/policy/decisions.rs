@@ -122,7 +122,7 @@ impl App {
                 Ok(eval) => {
                     let (decided, logged) = self.evaluate_unlogged(ctx, &eval).await?;
                     if logged && let Ok(d) = &decided {
-                        log.add(&eval, d)?;
+                        log.add(&eval, d.allowed, log_entry(&eval, d)?);
                     }
                     answer(decided)
                 }
@@ -142,8 +142,9 @@ impl App {
     }
 
     /// Every item of a batch: each read from the directory in turn, then
-    /// Cedar (the CPU-bound part, reading nothing) on two threads, then
-    /// logged in order as [`App::evaluate`] logs.
+    /// Cedar (the CPU-bound part, reading nothing) and the log entries of
+    /// denies on two threads, then logged in order as [`App::evaluate`]
+    /// logs.
     async fn evaluate_all(
         &self,
         ctx: &Ctx,
@@ -162,8 +163,10 @@ impl App {
                         ready.push((eval, *r));
                         Slot::Pending
                     }
-                    Prepared::Decided(decided) => Slot::Decided(Box::new((eval, Ok(decided)))),
-                    Prepared::Bad(bad) => Slot::Decided(Box::new((eval, Err(bad)))),
+                    Prepared::Decided(decided) => {
+                        Slot::Decided(Box::new((eval, Ok(decided), None)))
+                    }
+                    Prepared::Bad(bad) => Slot::Decided(Box::new((eval, Err(bad), None))),
                 },
             });
         }
@@ -171,7 +174,7 @@ impl App {
         let mut answers = Vec::with_capacity(slots.len());
         let mut log = BatchLog::default();
         for slot in slots {
-            let (eval, result) = match slot {
+            let (eval, result, prebuilt) = match slot {
                 Slot::Answered(answer) => {
                     answers.push(answer);
                     continue;
@@ -181,10 +184,15 @@ impl App {
                     .next()
                     .ok_or_else(|| AppError::Internal("a batch item went undecided".into()))?,
             };
-            if let Ok(d) = &result
-                && (!d.allowed || engine.sample_allow())
-            {
-                log.add(&eval, d)?;
+            if let Ok(d) = &result {
+                let entry = match prebuilt {
+                    Some(entry) => Some(entry),
+                    None if !d.allowed || engine.sample_allow() => Some(log_entry(&eval, d)?),
+                    None => None,
+                };
+                if let Some(entry) = entry {
+                    log.add(&eval, d.allowed, entry);
+                }
             }
             answers.push(answer(result));
         }
@@ -286,7 +294,9 @@ impl App {
     /// A batch's logged decisions: one event per subject.
     async fn log_batch(&self, ctx: &Ctx, log: BatchLog) -> Result<()> {
         for (target, entries, denied) in log.0 {
-            self.log(ctx, target, json!({ BATCH_ENTRIES: entries }), denied)
+            // Moved in, not through `json!`, which would copy every entry.
+            let details = Map::from_iter([(BATCH_ENTRIES.to_owned(), Value::Array(entries))]);
+            self.log(ctx, target, Value::Object(details), denied)
                 .await?;
         }
         Ok(())
@@ -309,18 +319,35 @@ impl App {
 pub const BATCH_ENTRIES: &str = "decisions";
 
 /// A decision as the log holds it, with the whole request (what impact
-/// analysis replays).
+/// analysis replays). Built field by field: `json!` would copy the request
+/// a second time.
 fn log_entry(eval: &Evaluation, decided: &Decided) -> Result<Value> {
     let request =
         serde_json::to_value(eval).map_err(|e| AppError::Internal(format!("evaluation: {e}")))?;
-    Ok(json!({
-        "decision": if decided.allowed { "allow" } else { "deny" },
-        "version": decided.version,
-        "policies": decided.policies,
-        "errors": decided.errors,
-        "note": decided.note,
-        "request": request,
-    }))
+    let decision = if decided.allowed { "allow" } else { "deny" };
+    let fields: [(&str, Value); 6] = [
+        ("decision", decision.into()),
+        ("version", decided.version.into()),
+        ("policies", decided.policies.clone().into()),
+        ("errors", decided.errors.clone().into()),
+        ("note", decided.note.clone().into()),
+        ("request", request),
+    ];
+    Ok(Value::Object(
+        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    ))
+}
+
+/// The entry of a decision the log always takes (a deny), built where the
+/// decision is made; allows are sampled in order, so theirs wait.
+fn deny_entry(
+    eval: &Evaluation,
+    decided: &std::result::Result<Decided, BadRequest>,
+) -> Result<Option<Value>> {
+    match decided {
+        Ok(d) if !d.allowed => log_entry(eval, d).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// The audit target of a decision: its subject.
@@ -337,9 +364,8 @@ fn subject_target(eval: &Evaluation) -> String {
 struct BatchLog(Vec<(String, Vec<Value>, bool)>);
 
 impl BatchLog {
-    fn add(&mut self, eval: &Evaluation, decided: &Decided) -> Result<()> {
+    fn add(&mut self, eval: &Evaluation, allowed: bool, entry: Value) {
         let target = subject_target(eval);
-        let entry = log_entry(eval, decided)?;
         let slot = match self.0.iter().position(|(t, ..)| *t == target) {
             Some(i) => i,
             None => {
@@ -349,9 +375,8 @@ impl BatchLog {
         };
         if let Some((_, entries, denied)) = self.0.get_mut(slot) {
             entries.push(entry);
-            *denied |= !decided.allowed;
+            *denied |= !allowed;
         }
-        Ok(())
     }
 }
 
@@ -360,10 +385,18 @@ enum Slot {
     /// Not an evaluation (a part missing): answered with its error.
     Answered(EvaluationResponse),
     /// Decided without Cedar, or a bad request.
-    Decided(Box<(Evaluation, std::result::Result<Decided, BadRequest>)>),
+    Decided(Box<Concluded>),
     /// Waiting for Cedar; the next of the decided, in order.
     Pending,
 }
+
+/// A batch item decided: the evaluation, its decision, and its log entry
+/// if it was built with the decision (see [`deny_entry`]).
+type Concluded = (
+    Evaluation,
+    std::result::Result<Decided, BadRequest>,
+    Option<Value>,
+);
 
 /// Decides `ready` in order; from [`PARALLEL_FROM`] items on, the second
 /// half on a blocking thread while this task does the first: the items are
@@ -371,15 +404,16 @@ enum Slot {
 async fn decide_on_two_threads(
     engine: &Arc<Engine>,
     mut ready: Vec<(Evaluation, Ready)>,
-) -> Result<Vec<(Evaluation, std::result::Result<Decided, BadRequest>)>> {
+) -> Result<Vec<Concluded>> {
     let decide_all = |engine: &Engine, items: Vec<(Evaluation, Ready)>| {
         items
             .into_iter()
             .map(|(eval, r)| {
                 let decided = decide(engine, r, &eval);
-                (eval, decided)
+                let entry = deny_entry(&eval, &decided)?;
+                Ok((eval, decided, entry))
             })
-            .collect::<Vec<_>>()
+            .collect::<Result<Vec<_>>>()
     };
     // A few decisions cost less than handing half of them to a thread.
     let second = if ready.len() < PARALLEL_FROM {
@@ -391,12 +425,12 @@ async fn decide_on_two_threads(
         let engine = Arc::clone(engine);
         tokio::task::spawn_blocking(move || decide_all(&engine, second))
     });
-    let mut decided = decide_all(engine, ready);
+    let mut decided = decide_all(engine, ready)?;
     if let Some(other) = other {
         decided.extend(
             other
                 .await
-                .map_err(|e| AppError::Internal(format!("batch decisions: {e}")))?,
+                .map_err(|e| AppError::Internal(format!("batch decisions: {e}")))??,
         );
     }
     Ok(decided)
