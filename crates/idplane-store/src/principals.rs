@@ -345,22 +345,38 @@ pub async fn memberships_of(conn: &mut impl Conn, member: PrincipalId) -> Result
     rows.iter().map(membership_from_row).collect()
 }
 
+/// The groups a principal belongs to, directly or through nesting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransitiveGroups {
+    /// Each group once.
+    pub ids: Vec<PrincipalId>,
+    /// The first instant at which one of the memberships counted (the
+    /// principal's and its groups') expires: where the answer may change.
+    pub first_expiry: Option<Timestamp>,
+}
+
 /// Every group `start` belongs to, directly or through nesting, counting only
 /// memberships in force at `now` (all of them when `now` is `None`, as cycle
-/// checks need). Breadth-first; each group visited once.
+/// checks need). Each group visited once.
 pub async fn transitive_groups(
     conn: &mut impl Conn,
     start: PrincipalId,
     now: Option<Timestamp>,
-) -> Result<Vec<PrincipalId>> {
+) -> Result<TransitiveGroups> {
     let mut seen = std::collections::HashSet::from([start]);
-    let mut found = Vec::new();
+    let mut found = TransitiveGroups::default();
     let mut frontier = vec![start];
     while let Some(next) = frontier.pop() {
         for m in memberships_of(conn, next).await? {
             let live = now.is_none_or(|now| idplane_core::time::in_force(m.expires_at, now));
-            if live && seen.insert(m.group_id) {
-                found.push(m.group_id);
+            if !live {
+                continue;
+            }
+            if let Some(expires) = m.expires_at {
+                found.first_expiry = Some(found.first_expiry.map_or(expires, |f| f.min(expires)));
+            }
+            if seen.insert(m.group_id) {
+                found.ids.push(m.group_id);
                 frontier.push(m.group_id);
             }
         }

@@ -1,7 +1,7 @@
 //! Roles and role assignments.
 
 use idplane_core::directory::{Entitlement, Role, RoleAssignment};
-use idplane_core::{AssignmentId, PrincipalId, RoleId, TenantId};
+use idplane_core::{AssignmentId, PrincipalId, RoleId, TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -10,7 +10,28 @@ use crate::{Conn, Page, Paged, Result, StoreError, WriteTx};
 
 macro_rules! columns {
     () => {
-        "id, tenant_id, name, description, entitlements, created_at, updated_at, version"
+        columns!("")
+    };
+    // Qualified with a table alias, for joins.
+    ($t:literal) => {
+        concat!(
+            $t,
+            "id, ",
+            $t,
+            "tenant_id, ",
+            $t,
+            "name, ",
+            $t,
+            "description, ",
+            $t,
+            "entitlements, ",
+            $t,
+            "created_at, ",
+            $t,
+            "updated_at, ",
+            $t,
+            "version"
+        )
     };
 }
 
@@ -257,6 +278,30 @@ pub async fn assignments(
         .map(assignment_from_row)
         .collect::<Result<Vec<_>>>()?;
     Ok(Paged::from_rows(items, page))
+}
+
+/// The roles `principal` holds directly in `tenant`, each with when its
+/// assignment expires (expired ones included), in assignment order: one
+/// query where [`assignments_of`] and a [`by_id`] per role take several.
+pub async fn held_by(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    principal: PrincipalId,
+) -> Result<Vec<(Role, Option<Timestamp>)>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!("r."),
+        ", a.expires_at AS assignment_expires_at FROM role_assignments a \
+         JOIN roles r ON r.id = a.role_id \
+         WHERE a.principal_id = $1 AND r.tenant_id = $2 ORDER BY a.id"
+    ))
+    .bind(principal.to_string())
+    .bind(tenant.to_string())
+    .fetch_all(conn.conn())
+    .await?;
+    rows.iter()
+        .map(|row| Ok((from_row(row)?, opt_time(row, "assignment_expires_at")?)))
+        .collect()
 }
 
 /// The assignments held directly by `principal`, expired included.

@@ -1357,7 +1357,8 @@ async fn transitive_groups_follow_nesting_and_expiry(store: Store, _db: &TestDb)
         async |start: PrincipalId, now: Option<idplane_core::Timestamp>| -> BTreeSet<PrincipalId> {
             let found = principals::transitive_groups(&mut conn, start, now)
                 .await
-                .unwrap();
+                .unwrap()
+                .ids;
             let set: BTreeSet<_> = found.iter().copied().collect();
             assert_eq!(set.len(), found.len(), "a group was reported twice");
             set
@@ -1391,6 +1392,19 @@ async fn transitive_groups_follow_nesting_and_expiry(store: Store, _db: &TestDb)
         groups_of(user.id, Some(at(86_400))).await,
         BTreeSet::from([team.id, department.id])
     );
+    // The first expiry among the memberships counted: the side project's
+    // (+1h) at t0; just before t0 the contractors' (t0) comes first; at
+    // +1d nothing counted expires.
+    let first_expiry = async |now| {
+        let mut conn = read(&store).await;
+        principals::transitive_groups(&mut conn, user.id, Some(now))
+            .await
+            .unwrap()
+            .first_expiry
+    };
+    assert_eq!(first_expiry(t0()).await, Some(at(3600)));
+    assert_eq!(first_expiry(before).await, Some(t0()));
+    assert_eq!(first_expiry(at(86_400)).await, None);
     // From a group: its ancestors, never itself, even through the cycle.
     assert_eq!(
         groups_of(team.id, None).await,
@@ -1679,6 +1693,31 @@ async fn role_assignments_upsert_filter_count_delete(store: Store, _db: &TestDb)
     assert_eq!(
         roles::assignments_of(&mut conn, alice.id).await.unwrap(),
         filtered(&|a| a.principal_id == alice.id)
+    );
+    // The roles held, joined in one query: in assignment order, each with
+    // its assignment's expiry; none through another tenant.
+    let role_of = |a: &RoleAssignment| {
+        if a.role_id == admin.id {
+            &admin
+        } else {
+            &reader
+        }
+    };
+    let held: Vec<(Role, Option<idplane_core::Timestamp>)> =
+        filtered(&|a| a.principal_id == alice.id)
+            .iter()
+            .map(|a| (role_of(a).clone(), a.expires_at))
+            .collect();
+    assert_eq!(held.len(), 2);
+    assert_eq!(
+        roles::held_by(&mut conn, acme.id, alice.id).await.unwrap(),
+        held
+    );
+    assert!(
+        roles::held_by(&mut conn, TenantId::generate(), alice.id)
+            .await
+            .unwrap()
+            .is_empty()
     );
     drop(conn);
 

@@ -68,7 +68,9 @@ pub(crate) async fn access_with(
     if !access.active {
         return Ok(access);
     }
-    access.groups = principals::transitive_groups(conn, id, Some(ctx.now)).await?;
+    access.groups = principals::transitive_groups(conn, id, Some(ctx.now))
+        .await?
+        .ids;
     let holders = std::iter::once(id)
         .chain(access.groups.iter().copied())
         .collect::<Vec<_>>();

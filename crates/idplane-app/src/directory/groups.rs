@@ -179,7 +179,7 @@ pub(crate) async fn stage_add_member(
     if member.kind == PrincipalKind::Group {
         // Expired memberships count too: renewing one must not close a cycle.
         let ancestors = principals::transitive_groups(tx, group.id, None).await?;
-        if member.id == group.id || ancestors.contains(&member.id) {
+        if member.id == group.id || ancestors.ids.contains(&member.id) {
             return Err(AppError::Conflict(format!(
                 "adding group `{}` to `{}` would make a group a member of itself",
                 member.name, group.name

@@ -131,11 +131,14 @@ async fn project(
             valid_until: principal.start_date.filter(|start| *start > ctx.now),
         }));
     }
-    let mut valid_until = earliest(principal.end_date, principal.expires_at);
+    let groups = principals::transitive_groups(conn, principal.id, Some(ctx.now)).await?;
+    let mut valid_until = earliest(
+        earliest(principal.end_date, principal.expires_at),
+        groups.first_expiry,
+    );
     let mut ancestors = Vec::new();
     let mut parents = HashSet::new();
-    let groups = principals::transitive_groups(conn, principal.id, Some(ctx.now)).await?;
-    for group_id in &groups {
+    for group_id in &groups.ids {
         if let Some(group) = principals::by_id(conn, ctx.tenant, *group_id).await? {
             let group_uid = self::uid(DirectoryType::Group, &group.name);
             parents.insert(group_uid.clone());
@@ -146,16 +149,12 @@ async fn project(
             )?);
         }
     }
-    for holder in std::iter::once(principal.id).chain(groups.iter().copied()) {
-        valid_until = earliest(valid_until, membership_expiry(conn, holder, ctx.now).await?);
-        for assignment in roles::assignments_of(conn, holder).await? {
-            if !in_force(assignment.expires_at, ctx.now) {
+    for holder in std::iter::once(principal.id).chain(groups.ids.iter().copied()) {
+        for (role, expires_at) in roles::held_by(conn, ctx.tenant, holder).await? {
+            if !in_force(expires_at, ctx.now) {
                 continue;
             }
-            let Some(role) = roles::by_id(conn, ctx.tenant, assignment.role_id).await? else {
-                continue;
-            };
-            valid_until = earliest(valid_until, assignment.expires_at);
+            valid_until = earliest(valid_until, expires_at);
             let role_uid = self::uid(DirectoryType::Role, &role.name);
             if parents.insert(role_uid.clone()) {
                 ancestors.push(role_entity(role_uid, &role.name)?);
@@ -215,20 +214,6 @@ async fn find_principal(
     };
     let mut found = principals::list(conn, tenant, &filter, &page).await?.items;
     Ok(if found.len() == 1 { found.pop() } else { None })
-}
-
-/// The earliest expiry of the memberships of `member` in force at `now`.
-async fn membership_expiry(
-    conn: &mut impl Conn,
-    member: PrincipalId,
-    now: Timestamp,
-) -> Result<Option<Timestamp>> {
-    Ok(principals::memberships_of(conn, member)
-        .await?
-        .into_iter()
-        .filter(|m| in_force(m.expires_at, now))
-        .filter_map(|m| m.expires_at)
-        .min())
 }
 
 fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {

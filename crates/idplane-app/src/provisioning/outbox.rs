@@ -163,6 +163,7 @@ async fn in_group(
     Ok(
         principals::transitive_groups(conn, principal, Some(ctx.now))
             .await?
+            .ids
             .contains(&group),
     )
 }
