@@ -187,6 +187,56 @@ async fn directory_changes_apply_to_the_next_decision() {
 }
 
 #[tokio::test]
+async fn a_group_as_the_resource_keeps_its_parents_when_the_subject_is_in_it() {
+    let (h, _) = setup_with_users().await;
+    let ctx = h.ctx().await;
+    let schema = r#"namespace Teams {
+  action manage appliesTo { principal: [Idplane::User], resource: [Idplane::Group] };
+}"#;
+    let policies = r#"@id("company-groups")
+permit (principal, action == Teams::Action::"manage", resource in Idplane::Group::"company");"#;
+    let bundle = PolicyBundle {
+        schemas: [("Teams".to_owned(), schema.to_owned())].into(),
+        policies: [("teams.cedar".to_owned(), policies.to_owned())].into(),
+        tests: Vec::new(),
+        decision_log: DecisionLogSettings::default(),
+    };
+    h.app.put_policies(&ctx, bundle, "teams").await.unwrap();
+    // engineering is in company; alice is in engineering, bob in nothing.
+    let mut groups = Vec::new();
+    for name in ["company", "engineering", "other"] {
+        let group = serde_json::from_value(json!({"name": name})).unwrap();
+        groups.push(h.app.create_group(&ctx, group).await.unwrap());
+    }
+    let member = |name: &str| serde_json::from_value(json!({"member": name})).unwrap();
+    h.app
+        .add_member(&ctx, groups[0].id, member("group:engineering"))
+        .await
+        .unwrap();
+    h.app
+        .add_member(&ctx, groups[1].id, member("alice"))
+        .await
+        .unwrap();
+    let manage = |subject: &str, group: &str| -> Evaluation {
+        serde_json::from_value(json!({
+            "subject": {"type": "user", "id": subject},
+            "action": {"name": "manage"},
+            "resource": {"type": "group", "id": group},
+        }))
+        .unwrap()
+    };
+    // The subject's own view of engineering (one of her groups) has no
+    // parents: the resource's must be the one decided on.
+    for subject in ["alice", "bob"] {
+        assert!(
+            decide(&h, &manage(subject, "engineering")).await.allowed,
+            "{subject} on engineering"
+        );
+        assert!(!decide(&h, &manage(subject, "other")).await.allowed);
+    }
+}
+
+#[tokio::test]
 async fn attribute_conditions_read_the_directory() {
     let (h, users) = setup_with_users().await;
     assert!(

@@ -415,18 +415,34 @@ pub(crate) fn decide(
 /// The entities a decision sees: the subject's (a directory subject's
 /// store is reused, its closure already computed), then the resource's
 /// and the action's that are not already among them.
+///
+/// A projection's groups and roles are bare (no parents, no owner: the
+/// projected entity lists them all as its parents). So a directory
+/// resource that is one of the subject's groups or roles replaces that
+/// bare copy with its own entity, or `resource in` its parents would fail.
 fn request_entities(
     subject: Resolved,
     resource: Resolved,
     actions: Vec<Entity>,
 ) -> std::result::Result<Entities, BadRequest> {
+    let subject_uid = subject.uid().clone();
     let (base, mut more) = match subject {
         Resolved::Directory(projection) => (projection.entities.clone(), Vec::new()),
         Resolved::App(_, entity) => (Entities::empty(), vec![*entity]),
         Resolved::Absent(_) => (Entities::empty(), Vec::new()),
     };
+    let mut replacing = None;
     match resource {
-        Resolved::Directory(projection) => more.extend(projection.entities.iter().cloned()),
+        Resolved::Directory(projection) => {
+            for entity in projection.entities.iter() {
+                let uid = entity.uid();
+                if uid == projection.uid && uid != subject_uid && base.get(&uid).is_some() {
+                    replacing = Some(entity.clone());
+                } else {
+                    more.push(entity.clone());
+                }
+            }
+        }
         Resolved::App(_, entity) => more.push(*entity),
         Resolved::Absent(_) => {}
     }
@@ -436,8 +452,12 @@ fn request_entities(
         .into_iter()
         .filter(|e| base.get(&e.uid()).is_none() && seen.insert(e.uid()))
         .collect();
-    base.add_entities(more, None)
-        .map_err(|e| BadRequest(e.to_string()))
+    let bad = |e: cedar_policy::entities_errors::EntitiesError| BadRequest(e.to_string());
+    let entities = base.add_entities(more, None).map_err(bad)?;
+    match replacing {
+        Some(own) => entities.upsert_entities([own], None).map_err(bad),
+        None => Ok(entities),
+    }
 }
 
 /// The request context with the action's properties merged in.
