@@ -90,6 +90,14 @@ async fn setup_with_users() -> (Harness, Vec<Principal>) {
     (h, users)
 }
 
+/// [`setup`], with alice holding the reader role for good.
+async fn setup_with_alice_reading() -> (Harness, Ctx) {
+    let h = setup().await;
+    let ctx = h.ctx().await;
+    assign(&h, &ctx, "alice", None).await;
+    (h, ctx)
+}
+
 async fn assign(h: &Harness, ctx: &Ctx, principal: &str, expires_in: Option<&str>) {
     let cmd: AssignRole = serde_json::from_value(json!({
         "role": "reader", "principal": principal, "expires_in": expires_in,
@@ -484,9 +492,7 @@ async fn rolling_back_restores_the_earlier_decisions() {
 
 #[tokio::test]
 async fn batches_follow_the_evaluation_semantic() {
-    let h = setup().await;
-    let ctx = h.ctx().await;
-    assign(&h, &ctx, "alice", None).await;
+    let (h, ctx) = setup_with_alice_reading().await;
     let batch = |semantic: &str| {
         alice_batch(
             semantic,
@@ -549,9 +555,7 @@ async fn batches_follow_the_evaluation_semantic() {
 
 #[tokio::test]
 async fn denies_are_always_logged_and_allows_as_sampled() {
-    let h = setup().await;
-    let ctx = h.ctx().await;
-    assign(&h, &ctx, "alice", None).await;
+    let (h, ctx) = setup_with_alice_reading().await;
     decide(&h, &eval("alice", "read", "x", 1)).await;
     decide(&h, &eval("bob", "read", "x", 1)).await;
     let logged = decision_events(&h).await;
@@ -577,9 +581,7 @@ async fn denies_are_always_logged_and_allows_as_sampled() {
 
 #[tokio::test]
 async fn impact_analysis_reports_the_flips_by_policy() {
-    let h = setup().await;
-    let ctx = h.ctx().await;
-    assign(&h, &ctx, "alice", None).await;
+    let (h, ctx) = setup_with_alice_reading().await;
     for e in [
         eval("alice", "read", "x", 1),
         eval("bob", "read", "x", 1),
@@ -617,9 +619,7 @@ async fn impact_analysis_reports_the_flips_by_policy() {
 
 #[tokio::test]
 async fn a_batch_is_logged_as_one_event_per_subject_and_replayed_item_by_item() {
-    let h = setup().await;
-    let ctx = h.ctx().await;
-    assign(&h, &ctx, "alice", None).await;
+    let (h, ctx) = setup_with_alice_reading().await;
     let batch = |semantic: &str| {
         alice_batch(
             semantic,

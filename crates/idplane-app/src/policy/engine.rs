@@ -425,7 +425,8 @@ fn request_entities(
     resource: Resolved,
     actions: Vec<Entity>,
 ) -> std::result::Result<Entities, BadRequest> {
-    let subject_uid = subject.uid().clone();
+    // Computed before the subject is taken apart, without cloning its uid.
+    let may_replace = matches!(&resource, Resolved::Directory(p) if p.uid != *subject.uid());
     let (base, mut more) = match subject {
         Resolved::Directory(projection) => (projection.entities.clone(), Vec::new()),
         Resolved::App(_, entity) => (Entities::empty(), vec![*entity]),
@@ -436,7 +437,7 @@ fn request_entities(
         Resolved::Directory(projection) => {
             for entity in projection.entities.iter() {
                 let uid = entity.uid();
-                if uid == projection.uid && uid != subject_uid && base.get(&uid).is_some() {
+                if may_replace && uid == projection.uid && base.get(&uid).is_some() {
                     replacing = Some(entity.clone());
                 } else {
                     more.push(entity.clone());
