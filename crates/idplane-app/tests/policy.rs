@@ -98,6 +98,39 @@ async fn setup_with_alice_reading() -> (Harness, Ctx) {
     (h, ctx)
 }
 
+/// [`setup_with_users`] with one namespace's schema and policies as the
+/// active version, and the groups company (holding engineering),
+/// engineering (holding alice) and `others`, in that order.
+async fn setup_with_teams(
+    namespace: &str,
+    schema: &str,
+    policies: &str,
+    others: &[&str],
+) -> (Harness, Ctx, Vec<Principal>) {
+    let (h, _) = setup_with_users().await;
+    let ctx = h.ctx().await;
+    let bundle = PolicyBundle {
+        schemas: [(namespace.to_owned(), schema.to_owned())].into(),
+        policies: [(format!("{namespace}.cedar"), policies.to_owned())].into(),
+        tests: Vec::new(),
+        decision_log: DecisionLogSettings::default(),
+    };
+    h.app.put_policies(&ctx, bundle, namespace).await.unwrap();
+    let mut groups = Vec::new();
+    for name in ["company", "engineering"].iter().chain(others) {
+        let group = serde_json::from_value(json!({"name": name})).unwrap();
+        groups.push(h.app.create_group(&ctx, group).await.unwrap());
+    }
+    for (group, member) in [(0, "group:engineering"), (1, "alice")] {
+        let member = serde_json::from_value(json!({"member": member})).unwrap();
+        h.app
+            .add_member(&ctx, groups[group].id, member)
+            .await
+            .unwrap();
+    }
+    (h, ctx, groups)
+}
+
 async fn assign(h: &Harness, ctx: &Ctx, principal: &str, expires_in: Option<&str>) {
     let cmd: AssignRole = serde_json::from_value(json!({
         "role": "reader", "principal": principal, "expires_in": expires_in,
@@ -196,35 +229,13 @@ async fn directory_changes_apply_to_the_next_decision() {
 
 #[tokio::test]
 async fn a_group_as_the_resource_keeps_its_parents_when_the_subject_is_in_it() {
-    let (h, _) = setup_with_users().await;
-    let ctx = h.ctx().await;
     let schema = r#"namespace Teams {
   action manage appliesTo { principal: [Idplane::User], resource: [Idplane::Group] };
 }"#;
     let policies = r#"@id("company-groups")
 permit (principal, action == Teams::Action::"manage", resource in Idplane::Group::"company");"#;
-    let bundle = PolicyBundle {
-        schemas: [("Teams".to_owned(), schema.to_owned())].into(),
-        policies: [("teams.cedar".to_owned(), policies.to_owned())].into(),
-        tests: Vec::new(),
-        decision_log: DecisionLogSettings::default(),
-    };
-    h.app.put_policies(&ctx, bundle, "teams").await.unwrap();
-    // engineering is in company; alice is in engineering, bob in nothing.
-    let mut groups = Vec::new();
-    for name in ["company", "engineering", "other"] {
-        let group = serde_json::from_value(json!({"name": name})).unwrap();
-        groups.push(h.app.create_group(&ctx, group).await.unwrap());
-    }
-    let member = |name: &str| serde_json::from_value(json!({"member": name})).unwrap();
-    h.app
-        .add_member(&ctx, groups[0].id, member("group:engineering"))
-        .await
-        .unwrap();
-    h.app
-        .add_member(&ctx, groups[1].id, member("alice"))
-        .await
-        .unwrap();
+    // bob is in no group.
+    let (h, ..) = setup_with_teams("Teams", schema, policies, &["other"]).await;
     let manage = |subject: &str, group: &str| -> Evaluation {
         serde_json::from_value(json!({
             "subject": {"type": "user", "id": subject},
@@ -241,6 +252,43 @@ permit (principal, action == Teams::Action::"manage", resource in Idplane::Group
             "{subject} on engineering"
         );
         assert!(!decide(&h, &manage(subject, "other")).await.allowed);
+    }
+}
+
+#[tokio::test]
+async fn nested_groups_their_roles_and_action_groups_grant_on_an_application_resource() {
+    let schema = r#"namespace Wiki {
+  entity Page;
+  action contribute;
+  action comment in [contribute] appliesTo { principal: [Idplane::User], resource: [Page] };
+  action view appliesTo { principal: [Idplane::User], resource: [Page] };
+}"#;
+    let policies = r#"@id("company-contributes")
+permit (principal in Idplane::Group::"company", action in Wiki::Action::"contribute", resource);
+@id("readers-view")
+permit (principal in Idplane::Role::"reader", action == Wiki::Action::"view", resource);"#;
+    let (h, ctx, groups) = setup_with_teams("Wiki", schema, policies, &[]).await;
+    assign(&h, &ctx, "group:company", None).await;
+    let on_page = |subject: &str, action: &str| -> Evaluation {
+        serde_json::from_value(json!({
+            "subject": {"type": "user", "id": subject},
+            "action": {"name": action},
+            "resource": {"type": "Page", "id": "home"},
+        }))
+        .unwrap()
+    };
+    for action in ["comment", "view"] {
+        let alice = decide(&h, &on_page("alice", action)).await;
+        assert!(alice.allowed, "alice may {action}: {alice:?}");
+        assert!(!decide(&h, &on_page("bob", action)).await.allowed);
+    }
+    // Leaving engineering takes both away at the next decision.
+    h.app
+        .remove_member(&ctx, groups[1].id, "alice")
+        .await
+        .unwrap();
+    for action in ["comment", "view"] {
+        assert!(!decide(&h, &on_page("alice", action)).await.allowed);
     }
 }
 

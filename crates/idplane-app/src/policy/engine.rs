@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::{Context, Decision, Entities, Entity, EntityTypeName, EntityUid, Request};
+use cedar_policy_core::ast;
+use cedar_policy_core::entities::{self as core, Dereference, NoEntitiesSchema, TCComputation};
+use cedar_policy_core::extensions::Extensions;
 use idplane_core::Ctx;
 use serde_json::{Map, Value, json};
 
@@ -33,8 +36,9 @@ pub const MAX_JSON_VALUES: usize = 4_096;
 pub struct Engine {
     pub version: i64,
     pub compiled: Compiled,
-    /// Each action with its ancestor action groups, as entities.
-    actions: HashMap<EntityUid, Vec<Entity>>,
+    /// Each action with its ancestor action groups, as entities (shared,
+    /// so a decision adds them to its store without copying them).
+    actions: HashMap<EntityUid, Vec<Arc<ast::Entity>>>,
     /// Bare action names to the actions of that name.
     action_names: HashMap<String, Vec<EntityUid>>,
     /// The schema's entity types by namespace, then by bare name, so a
@@ -85,13 +89,11 @@ impl Engine {
         let mut actions = HashMap::new();
         let mut action_names: HashMap<String, Vec<EntityUid>> = HashMap::new();
         for action in compiled.schema.actions() {
-            let mut chain: Vec<Entity> = all.get(action).cloned().into_iter().collect();
-            chain.extend(
-                all.ancestors(action)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| all.get(a).cloned()),
-            );
+            let chain = std::iter::once(action)
+                .chain(all.ancestors(action).into_iter().flatten())
+                .filter_map(|a| all.get(a))
+                .map(|a| Arc::new(a.as_ref().clone()))
+                .collect();
             actions.insert(action.clone(), chain);
             action_names
                 .entry(action.id().unescaped().to_owned())
@@ -423,42 +425,67 @@ pub(crate) fn decide(
 fn request_entities(
     subject: Resolved,
     resource: Resolved,
-    actions: Vec<Entity>,
+    actions: Vec<Arc<ast::Entity>>,
 ) -> std::result::Result<Entities, BadRequest> {
     // Computed before the subject is taken apart, without cloning its uid.
-    let may_replace = matches!(&resource, Resolved::Directory(p) if p.uid != *subject.uid());
+    let two_projections = matches!(&subject, Resolved::Directory(_))
+        && matches!(&resource, Resolved::Directory(p) if p.uid != *subject.uid());
     let (base, mut more) = match subject {
-        Resolved::Directory(projection) => (projection.entities.clone(), Vec::new()),
-        Resolved::App(_, entity) => (Entities::empty(), vec![*entity]),
-        Resolved::Absent(_) => (Entities::empty(), Vec::new()),
+        Resolved::Directory(projection) => (projection.entities.as_ref().clone(), Vec::new()),
+        Resolved::App(_, entity) => (core::Entities::new(), vec![shared(&entity)]),
+        Resolved::Absent(_) => (core::Entities::new(), Vec::new()),
     };
     let mut replacing = None;
     match resource {
         Resolved::Directory(projection) => {
             for entity in projection.entities.iter() {
-                let uid = entity.uid();
-                if may_replace && uid == projection.uid && base.get(&uid).is_some() {
+                let uid = entity.as_ref().uid();
+                if two_projections && *uid == *projection.uid.as_ref() && has(&base, uid) {
                     replacing = Some(entity.clone());
                 } else {
-                    more.push(entity.clone());
+                    more.push(shared(entity));
                 }
             }
         }
-        Resolved::App(_, entity) => more.push(*entity),
+        Resolved::App(_, entity) => more.push(shared(&entity)),
         Resolved::Absent(_) => {}
     }
     more.extend(actions);
     let mut seen = std::collections::HashSet::new();
-    let more: Vec<Entity> = more
-        .into_iter()
-        .filter(|e| base.get(&e.uid()).is_none() && seen.insert(e.uid()))
-        .collect();
-    let bad = |e: cedar_policy::entities_errors::EntitiesError| BadRequest(e.to_string());
-    let entities = base.add_entities(more, None).map_err(bad)?;
+    more.retain(|e| !has(&base, e.uid()) && seen.insert(e.uid().clone()));
+    // Every entity added is an application's (no parents), an action (its
+    // hierarchy closed in the schema) or in one projection (closed when
+    // built), so the closure holds as it is. Two projections, read at
+    // different instants, may disagree on a membership: Cedar recomputes it.
+    let closure = if two_projections {
+        TCComputation::ComputeNow
+    } else {
+        TCComputation::AssumeAlreadyComputed
+    };
+    let bad = |e: cedar_policy_core::entities::err::EntitiesError| BadRequest(e.to_string());
+    let entities = base
+        .add_entities(
+            more,
+            None::<&NoEntitiesSchema>,
+            closure,
+            Extensions::all_available(),
+        )
+        .map_err(bad)?;
+    let entities = Entities::from(entities);
     match replacing {
-        Some(own) => entities.upsert_entities([own], None).map_err(bad),
+        Some(own) => entities
+            .upsert_entities([own], None)
+            .map_err(|e| BadRequest(e.to_string())),
         None => Ok(entities),
     }
+}
+
+fn shared(entity: &Entity) -> Arc<ast::Entity> {
+    Arc::new(entity.as_ref().clone())
+}
+
+fn has(entities: &core::Entities, uid: &ast::EntityUID) -> bool {
+    matches!(entities.entity(uid), Dereference::Data(_))
 }
 
 /// The request context with the action's properties merged in.
