@@ -282,6 +282,15 @@ permit (principal in Idplane::Role::"reader", action == Wiki::Action::"view", re
         assert!(alice.allowed, "alice may {action}: {alice:?}");
         assert!(!decide(&h, &on_page("bob", action)).await.allowed);
     }
+    // A resource from the request cannot claim a place in the hierarchy:
+    // its properties are attributes only, and `Page` declares none.
+    let mut claiming = on_page("bob", "comment");
+    claiming.resource.properties.insert(
+        "parents".to_owned(),
+        json!([{"type": "Idplane::Group", "id": "company"}]),
+    );
+    let refused = h.app.evaluate(&ctx, &claiming).await.unwrap();
+    assert!(refused.is_err(), "evaluated: {refused:?}");
     // Leaving engineering takes both away at the next decision.
     h.app
         .remove_member(&ctx, groups[1].id, "alice")
