@@ -14,21 +14,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet "scim2-tester[httpx2]==0.5.2"
 fi
 
-bin="${IDPLANE_BIN:-target/release/idplane}"
-if [ -z "${IDPLANE_BIN:-}" ]; then
-    cargo build --release --locked --quiet
-    bin="${CARGO_TARGET_DIR:-target}/release/idplane"
-fi
-
-port="${PORT:-18480}"
-token="scim-check-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-data="$(mktemp -d)"
-"$bin" serve --dev --dev-root-token "$token" --data "$data" --listen "127.0.0.1:$port" \
-    >"$data/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-"$venv/bin/python" interop/scim/check.py "http://127.0.0.1:$port/scim/v2" "$token"
+port="${PORT:-18480}" name=scim-check
+# shellcheck source=interop/dev-server.sh
+source interop/dev-server.sh
+"$venv/bin/python" interop/scim/check.py "$base/scim/v2" "$token"
