@@ -19,3 +19,8 @@ for _ in $(seq 1 100); do
     curl -fsS "$base/readyz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+curl -fsS "$base/readyz" >/dev/null 2>&1 || {
+    echo "idplane did not become ready on $base:" >&2
+    cat "$data/server.log" >&2
+    exit 1
+}

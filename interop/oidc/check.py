@@ -196,7 +196,13 @@ replay = requests.post(
           "redirect_uri": REDIRECT, "code_verifier": verifier},
 )
 ok(replay.status_code == 400 and error_of(replay) == "invalid_grant", "a replayed code is refused")
-# A replayed code revokes what its first use produced; start again.
+revoked = requests.post(meta["introspection_endpoint"], data={"token": token["access_token"]},
+                        auth=(client_id, client_secret)).json()
+stolen = requests.post(meta["token_endpoint"], auth=(client_id, client_secret),
+                       data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
+ok(revoked == {"active": False} and error_of(stolen) == "invalid_grant",
+   "the replay revoked the access and refresh tokens of the code's first use")
+# Start again with a fresh code.
 url, state = session.create_authorization_url(
     meta["authorization_endpoint"], nonce=nonce, code_verifier=verifier
 )
