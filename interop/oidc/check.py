@@ -153,8 +153,26 @@ def rp(**kwargs):
     )
 
 
+def token_request(data, secret=None):
+    """A token request made by hand, for the refusals Authlib would raise."""
+    return requests.post(meta["token_endpoint"], auth=(client_id, secret or client_secret), data=data)
+
+
+def refresh_error(refresh_token):
+    return error_of(token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}))
+
+
+def introspect(token):
+    return requests.post(meta["introspection_endpoint"], data={"token": token},
+                         auth=(client_id, client_secret)).json()
+
+
 def verify_jwt(token, claims_cls=None, **params):
-    claims = JsonWebToken(algs).decode(token, jwks, claims_cls=claims_cls, **params)
+    """Signature against the JWKS, and the claims (always our issuer)."""
+    claims = JsonWebToken(algs).decode(
+        token, jwks, claims_cls=claims_cls,
+        claims_options={"iss": {"essential": True, "value": issuer}}, **params
+    )
     claims.validate(leeway=5)
     return claims
 
@@ -180,27 +198,19 @@ ok(token.get("token_type", "").lower() == "bearer" and "refresh_token" in token,
 id_claims = verify_jwt(
     token["id_token"],
     claims_cls=CodeIDToken,
-    claims_options={"iss": {"essential": True, "value": issuer}},
     claims_params={"nonce": nonce, "client_id": client_id, "access_token": token["access_token"]},
 )
 ok(id_claims["preferred_username"] == USERNAME and "at_hash" in id_claims,
    "the ID token verifies against the JWKS (iss, aud, nonce, at_hash)")
-access = verify_jwt(token["access_token"], claims_options={"iss": {"essential": True, "value": issuer}})
+access = verify_jwt(token["access_token"])
 ok(access.header.get("typ") == "at+jwt" and access["sub"] == id_claims["sub"],
    "the access token is an RFC 9068 JWT for the same subject")
 
-replay = requests.post(
-    meta["token_endpoint"],
-    auth=(client_id, client_secret),
-    data={"grant_type": "authorization_code", "code": params["code"],
-          "redirect_uri": REDIRECT, "code_verifier": verifier},
-)
+replay = token_request({"grant_type": "authorization_code", "code": params["code"],
+                        "redirect_uri": REDIRECT, "code_verifier": verifier})
 ok(replay.status_code == 400 and error_of(replay) == "invalid_grant", "a replayed code is refused")
-revoked = requests.post(meta["introspection_endpoint"], data={"token": token["access_token"]},
-                        auth=(client_id, client_secret)).json()
-stolen = requests.post(meta["token_endpoint"], auth=(client_id, client_secret),
-                       data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
-ok(revoked == {"active": False} and error_of(stolen) == "invalid_grant",
+ok(introspect(token["access_token"]) == {"active": False}
+   and refresh_error(token["refresh_token"]) == "invalid_grant",
    "the replay revoked the access and refresh tokens of the code's first use")
 # Start again with a fresh code.
 url, state = session.create_authorization_url(
@@ -220,22 +230,16 @@ ok(info["sub"] == id_claims["sub"] and info["email"] == "rp-alice@example.com",
 first_refresh = token["refresh_token"]
 refreshed = session.refresh_token(meta["token_endpoint"], refresh_token=first_refresh)
 ok(refreshed["refresh_token"] != first_refresh, "a refresh rotates the refresh token")
-introspect = session.post(meta["introspection_endpoint"], data={"token": refreshed["access_token"]},
-                          auth=(client_id, client_secret)).json()
-ok(introspect.get("active") is True and introspect.get("sub") == id_claims["sub"],
+active = introspect(refreshed["access_token"])
+ok(active.get("active") is True and active.get("sub") == id_claims["sub"],
    "introspection reports the new access token active")
 session.revoke_token(meta["revocation_endpoint"], refreshed["access_token"],
                      token_type_hint="access_token")
-introspect = requests.post(meta["introspection_endpoint"], data={"token": refreshed["access_token"]},
-                           auth=(client_id, client_secret)).json()
-ok(introspect == {"active": False}, "a revoked access token introspects inactive")
+ok(introspect(refreshed["access_token"]) == {"active": False},
+   "a revoked access token introspects inactive")
 
-reuse = requests.post(meta["token_endpoint"], auth=(client_id, client_secret),
-                      data={"grant_type": "refresh_token", "refresh_token": first_refresh})
-ok(error_of(reuse) == "invalid_grant", "a spent refresh token is refused")
-after = requests.post(meta["token_endpoint"], auth=(client_id, client_secret),
-                      data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]})
-ok(error_of(after) == "invalid_grant", "reuse revoked the whole family")
+ok(refresh_error(first_refresh) == "invalid_grant", "a spent refresh token is refused")
+ok(refresh_error(refreshed["refresh_token"]) == "invalid_grant", "reuse revoked the whole family")
 
 # RP-initiated logout ends the session and the refresh tokens issued under it.
 url, state = session.create_authorization_url(
@@ -253,26 +257,23 @@ logout = browser.get(
 )
 back = browser.to_client(logout)
 ok(back.startswith(AFTER_LOGOUT) and "state=bye" in back, "logout returns to the client with its state")
-gone = requests.post(meta["token_endpoint"], auth=(client_id, client_secret),
-                     data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
-ok(error_of(gone) == "invalid_grant", "logout revoked the session's refresh token")
+ok(refresh_error(token["refresh_token"]) == "invalid_grant", "logout revoked the session's refresh token")
 ok(browser.get("/account").status_code in (302, 303), "the browser is signed out")
 
 # Client credentials: a service's own token.
 service = rp(scope="")
 cc = service.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
-cc_claims = verify_jwt(cc["access_token"], claims_options={"iss": {"essential": True, "value": issuer}})
+cc_claims = verify_jwt(cc["access_token"])
 ok(cc_claims.header.get("typ") == "at+jwt" and cc_claims["sub"] == client_id
    and "refresh_token" not in cc, "client credentials give the client its own JWT, no refresh token")
-wrong = requests.post(meta["token_endpoint"], auth=(client_id, "idp_cs_" + "x" * 43),
-                      data={"grant_type": "client_credentials"})
+wrong = token_request({"grant_type": "client_credentials"}, secret="idp_cs_" + "x" * 43)
 ok(wrong.status_code == 401 and error_of(wrong) == "invalid_client", "a wrong secret is invalid_client")
 
 # The device flow, as a CLI would run it.
 device = requests.post(meta["device_authorization_endpoint"], auth=(client_id, client_secret),
                        data={"scope": "openid profile"}).json()
 poll = {"grant_type": DEVICE_GRANT, "device_code": device["device_code"]}
-pending = requests.post(meta["token_endpoint"], auth=(client_id, client_secret), data=poll)
+pending = token_request(poll)
 ok(error_of(pending) == "authorization_pending", "the device polls: authorization pending")
 browser.sign_in()
 page = browser.get("/device").text
@@ -282,10 +283,10 @@ done = browser.post("/device/decision", {"csrf": form_value(confirm.text, "csrf"
                                          "user_code": device["user_code"], "decision": "approve"})
 ok(done.status_code < 400, "the person approves the device")
 time.sleep(device.get("interval", 5))
-granted = requests.post(meta["token_endpoint"], auth=(client_id, client_secret), data=poll).json()
-device_claims = verify_jwt(granted["id_token"], claims_options={"iss": {"essential": True, "value": issuer}})
+granted = token_request(poll).json()
+device_claims = verify_jwt(granted["id_token"])
 ok(device_claims["sub"] == id_claims["sub"], "the device gets tokens for the person who approved")
-again = requests.post(meta["token_endpoint"], auth=(client_id, client_secret), data=poll)
+again = token_request(poll)
 ok(error_of(again) in ("invalid_grant", "expired_token"), "a device code is single use")
 
 print(f"# {checks} checks passed")
