@@ -263,6 +263,27 @@ async fn migrations_apply_and_reopening_is_idempotent(store: Store, db: &TestDb)
     assert_eq!(listed.items, vec![acme]);
 }
 
+/// SQLite only: the linked SQLite keeps a savepoint's sub-journal in
+/// memory up to 31 pages (`.cargo/config.toml`), so an audit batch's page
+/// copies are not spilled to a new file in the temporary directory.
+#[tokio::test]
+async fn sqlite_keeps_savepoint_journals_of_31_pages_in_memory() {
+    use sqlx::Row;
+    let db = TestDb::sqlite();
+    let mut conn = db.raw().await;
+    let options: Vec<String> = sqlx::query("PRAGMA compile_options")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get(0).unwrap())
+        .collect();
+    assert!(
+        options.iter().any(|o| o == "STMTJRNL_SPILL=127100"),
+        "{options:?}"
+    );
+}
+
 async fn a_database_migrated_by_a_newer_binary_is_refused(store: Store, db: &TestDb) {
     const FUTURE: i64 = 99_990_101_000_000;
     create_tenant(&store, "acme").await;
