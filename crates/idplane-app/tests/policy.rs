@@ -9,13 +9,14 @@
 
 mod support;
 
-use idplane_app::AppError;
 use idplane_app::directory::roles::AssignRole;
 use idplane_app::policy::authzen::{Evaluation, Evaluations, EvaluationsResponse};
 use idplane_app::policy::bundle::{DecisionLogSettings, PolicyBundle};
 use idplane_app::policy::decisions::DECISION_EVENT;
 use idplane_app::policy::engine::Decided;
+use idplane_app::policy::{PROJECTION_TTL, REFRESH_AFTER};
 use idplane_app::tokens::{Caller, CreateToken, Scope};
+use idplane_app::{App, AppError};
 use idplane_core::audit::AuditRecord;
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, RequestMeta};
@@ -94,7 +95,7 @@ async fn setup_with_users() -> (Harness, Vec<Principal>) {
 async fn setup_with_alice_reading() -> (Harness, Ctx) {
     let h = setup().await;
     let ctx = h.ctx().await;
-    assign(&h, &ctx, "alice", None).await;
+    assign(&h.app, &ctx, "alice", None).await;
     (h, ctx)
 }
 
@@ -131,12 +132,12 @@ async fn setup_with_teams(
     (h, ctx, groups)
 }
 
-async fn assign(h: &Harness, ctx: &Ctx, principal: &str, expires_in: Option<&str>) {
+async fn assign(app: &App, ctx: &Ctx, principal: &str, expires_in: Option<&str>) {
     let cmd: AssignRole = serde_json::from_value(json!({
         "role": "reader", "principal": principal, "expires_in": expires_in,
     }))
     .unwrap();
-    h.app.assign_role(ctx, cmd).await.unwrap();
+    app.assign_role(ctx, cmd).await.unwrap();
 }
 
 /// The decision log's events so far, oldest first.
@@ -177,7 +178,7 @@ async fn a_role_allows_until_it_expires_and_a_forbid_wins() {
     let read = eval("alice", "read", "bob@example.com", 1);
     assert!(!decide(&h, &read).await.allowed, "no role yet");
 
-    assign(&h, &ctx, "alice", Some("1h")).await;
+    assign(&h.app, &ctx, "alice", Some("1h")).await;
     let decided = decide(&h, &read).await;
     assert!(decided.allowed);
     assert_eq!(decided.policies, ["readers-read"]);
@@ -198,6 +199,39 @@ async fn a_role_allows_until_it_expires_and_a_forbid_wins() {
     assert!(!decide(&h, &read).await.allowed);
 }
 
+/// A change made on another node reaches a subject in steady use through
+/// a background read from `REFRESH_AFTER` on, before the TTL would drop
+/// the projection; until then the cached projection keeps answering.
+#[tokio::test]
+async fn a_projection_in_use_is_read_again_before_its_ttl() {
+    let h = setup().await;
+    let other = h.second_node().await;
+    let read = eval("alice", "read", "x", 1);
+    assert!(!decide(&h, &read).await.allowed);
+
+    let tenant = other.default_tenant_id().await.unwrap();
+    let ctx = other.ctx(tenant, idplane_core::Actor::Root, RequestMeta::default());
+    assign(&other, &ctx, "alice", None).await;
+    h.advance(REFRESH_AFTER - SignedDuration::from_secs(1));
+    assert!(
+        !decide(&h, &read).await.allowed,
+        "this node has not heard of the change yet"
+    );
+
+    // Past REFRESH_AFTER the cached projection answers once more while its
+    // successor is read; the successor then answers, well before the TTL.
+    h.advance(SignedDuration::from_secs(1));
+    assert!(REFRESH_AFTER < PROJECTION_TTL);
+    assert!(!decide(&h, &read).await.allowed);
+    let refreshed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !decide(&h, &read).await.allowed {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(refreshed.is_ok(), "the background read never landed");
+}
+
 #[tokio::test]
 async fn directory_changes_apply_to_the_next_decision() {
     let (h, users) = setup_with_users().await;
@@ -207,7 +241,7 @@ async fn directory_changes_apply_to_the_next_decision() {
     // A role held through a group counts too.
     let group = serde_json::from_value(json!({"name": "staff"})).unwrap();
     let group = h.app.create_group(&ctx, group).await.unwrap();
-    assign(&h, &ctx, "group:staff", None).await;
+    assign(&h.app, &ctx, "group:staff", None).await;
     let member = serde_json::from_value(json!({"member": "alice"})).unwrap();
     h.app.add_member(&ctx, group.id, member).await.unwrap();
     assert!(decide(&h, &read).await.allowed);
@@ -268,7 +302,7 @@ permit (principal in Idplane::Group::"company", action in Wiki::Action::"contrib
 @id("readers-view")
 permit (principal in Idplane::Role::"reader", action == Wiki::Action::"view", resource);"#;
     let (h, ctx, groups) = setup_with_teams("Wiki", schema, policies, &[]).await;
-    assign(&h, &ctx, "group:company", None).await;
+    assign(&h.app, &ctx, "group:company", None).await;
     let on_page = |subject: &str, action: &str| -> Evaluation {
         serde_json::from_value(json!({
             "subject": {"type": "user", "id": subject},

@@ -3,9 +3,12 @@
 //! dropped when the directory changes on this node, when the first
 //! membership, role assignment or end date it reflects expires (so an
 //! expired role stops granting at that instant), and after
-//! [`PROJECTION_TTL`] (changes made on other nodes).
+//! [`PROJECTION_TTL`] (changes made on other nodes). A projection asked for
+//! after [`REFRESH_AFTER`] is read again in the background while it still
+//! answers, so a subject in steady use never waits for the database.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression};
@@ -21,6 +24,8 @@ use crate::{App, Result};
 
 /// How long a projection may miss a change made on another node.
 pub const PROJECTION_TTL: SignedDuration = SignedDuration::from_secs(30);
+/// The age from which a projection in use is read again ahead of its TTL.
+pub const REFRESH_AFTER: SignedDuration = SignedDuration::from_secs(20);
 /// Projections kept before the cache starts over (a bound on memory).
 const MAX_PROJECTIONS: usize = 100_000;
 
@@ -38,11 +43,19 @@ pub(crate) struct Projection {
     loaded_at: Timestamp,
     /// The first instant at which something it reflects expires.
     valid_until: Option<Timestamp>,
+    /// Set once a background read of its successor has started.
+    refreshing: AtomicBool,
 }
 
 impl Projection {
     fn fresh_at(&self, now: Timestamp) -> bool {
         now < self.loaded_at + PROJECTION_TTL && in_force(self.valid_until, now)
+    }
+
+    /// True for the first caller past [`REFRESH_AFTER`]: that caller
+    /// starts the read of its successor.
+    fn claim_refresh(&self, now: Timestamp) -> bool {
+        now >= self.loaded_at + REFRESH_AFTER && !self.refreshing.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -50,14 +63,46 @@ type Key = (TenantId, DirectoryType, String);
 
 /// Projections by tenant, type and the id they were asked for.
 #[derive(Debug, Default)]
-pub(crate) struct ProjectionCache(RwLock<HashMap<Key, Arc<Projection>>>);
+pub(crate) struct ProjectionCache(RwLock<Cached>);
+
+#[derive(Debug, Default)]
+struct Cached {
+    projections: HashMap<Key, Arc<Projection>>,
+    /// Counts directory changes on this node: a projection read while one
+    /// happened may predate it and is not kept.
+    generation: u64,
+}
 
 impl ProjectionCache {
     pub(crate) fn clear(&self) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut cached = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        cached.generation += 1;
+        cached.projections.clear();
+    }
+
+    fn lookup(&self, key: &Key) -> (Option<Arc<Projection>>, u64) {
+        let cached = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        (cached.projections.get(key).cloned(), cached.generation)
+    }
+
+    /// Keeps what a read begun at `generation` found, unless the directory
+    /// changed meanwhile.
+    fn store(&self, key: Key, found: Option<&Arc<Projection>>, generation: u64) {
+        let mut cached = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if cached.generation != generation {
+            return;
+        }
+        match found {
+            Some(projection) => {
+                if cached.projections.len() >= MAX_PROJECTIONS {
+                    cached.projections.clear();
+                }
+                cached.projections.insert(key, projection.clone());
+            }
+            None => {
+                cached.projections.remove(&key);
+            }
+        }
     }
 }
 
@@ -71,27 +116,37 @@ impl App {
         id: &str,
     ) -> Result<Option<Arc<Projection>>> {
         let key = (ctx.tenant, kind, id.to_owned());
-        let cache = &self.inner.projections.0;
-        if let Some(found) = cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+        let (cached, generation) = self.inner.projections.lookup(&key);
+        if let Some(found) = cached
             && found.fresh_at(ctx.now)
         {
-            return Ok(Some(found.clone()));
+            if found.claim_refresh(ctx.now) {
+                let (app, ctx) = (self.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = app.load_projection(&ctx, key, generation).await {
+                        tracing::warn!(error = %e, "refreshing a directory projection failed");
+                    }
+                });
+            }
+            return Ok(Some(found));
         }
+        self.load_projection(ctx, key, generation).await
+    }
+
+    /// Reads a projection from the database and caches it.
+    async fn load_projection(
+        &self,
+        ctx: &Ctx,
+        key: Key,
+        generation: u64,
+    ) -> Result<Option<Arc<Projection>>> {
         let mut conn = self.store().read().await?;
-        let Some(projection) = project(&mut conn, ctx, kind, id).await? else {
-            return Ok(None);
-        };
+        let found = project(&mut conn, ctx, key.1, &key.2).await?.map(Arc::new);
         drop(conn);
-        let projection = Arc::new(projection);
-        let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_PROJECTIONS {
-            cache.clear();
-        }
-        cache.insert(key, projection.clone());
-        Ok(Some(projection))
+        self.inner
+            .projections
+            .store(key, found.as_ref(), generation);
+        Ok(found)
     }
 
     /// Forgets every projection: called after each directory change.
@@ -129,6 +184,7 @@ async fn project(
             loaded_at: ctx.now,
             // A joiner's projection changes at the start date.
             valid_until: principal.start_date.filter(|start| *start > ctx.now),
+            refreshing: AtomicBool::new(false),
         }));
     }
     let groups = principals::transitive_groups(conn, principal.id, Some(ctx.now)).await?;
@@ -169,6 +225,7 @@ async fn project(
         entities: store(entities)?,
         loaded_at: ctx.now,
         valid_until,
+        refreshing: AtomicBool::new(false),
     }))
 }
 
@@ -183,6 +240,7 @@ async fn project_role(conn: &mut impl Conn, ctx: &Ctx, id: &str) -> Result<Optio
         active: true,
         loaded_at: ctx.now,
         valid_until: None,
+        refreshing: AtomicBool::new(false),
     }))
 }
 

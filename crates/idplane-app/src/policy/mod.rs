@@ -19,3 +19,5 @@ mod nesting;
 pub mod shapes;
 pub mod tests;
 pub mod versions;
+
+pub use entities::{PROJECTION_TTL, REFRESH_AFTER};

@@ -30,9 +30,14 @@ pub fn temp_sqlite() -> (String, tempfile::TempDir) {
     (url, dir)
 }
 
+/// The root key of every test app, so a second node can share its keys.
+const ROOT_KEY: [u8; 32] = [7; 32];
+
 pub struct Harness {
     pub app: App,
     pub clock: Arc<ManualClock>,
+    url: String,
+    settings: AppSettings,
     /// Held so the database outlives the app.
     _dir: tempfile::TempDir,
 }
@@ -45,21 +50,21 @@ impl Harness {
     /// For tests that need an issuer other than the default one.
     pub async fn start_with(settings: AppSettings) -> Self {
         let (url, dir) = temp_sqlite();
-        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
         let clock = clock();
-        let app = App::start(
-            store,
-            clock.clone(),
-            Keyring::ephemeral().unwrap(),
-            settings,
-        )
-        .await
-        .unwrap();
+        let app = node(&url, clock.clone(), settings.clone()).await;
         Self {
             app,
             clock,
+            url,
+            settings,
             _dir: dir,
         }
+    }
+
+    /// A second server on the same database and clock: another node,
+    /// whose changes this one's caches do not hear of.
+    pub async fn second_node(&self) -> App {
+        node(&self.url, self.clock.clone(), self.settings.clone()).await
     }
 
     /// The root actor's context in the default tenant, now.
@@ -76,4 +81,10 @@ impl Harness {
     pub fn advance(&self, by: SignedDuration) {
         self.clock.advance(by);
     }
+}
+
+async fn node(url: &str, clock: Arc<ManualClock>, settings: AppSettings) -> App {
+    let store = Store::open(url, &StoreOptions::default()).await.unwrap();
+    let keyring = Keyring::from_bytes(&ROOT_KEY).unwrap();
+    App::start(store, clock, keyring, settings).await.unwrap()
 }
