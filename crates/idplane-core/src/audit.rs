@@ -16,6 +16,12 @@ use crate::{Ctx, TenantId, Timestamp};
 /// The `prev_hash` of a tenant's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The action of the decision log's events. There are many, and a deny's
+/// target is its subject, in random order, so the store leaves them out of
+/// its index by target (a dirty index page per event): a search by target
+/// reads them through the index by action instead.
+pub const DECISION_ACTION: &str = "authz.decision";
+
 /// Whether the audited action succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead, Checkpoint, GENESIS_HASH, Outcome};
+use idplane_core::audit::{
+    AuditEvent, AuditRecord, ChainHead, Checkpoint, DECISION_ACTION, GENESIS_HASH, Outcome,
+};
 use idplane_core::{TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -151,16 +153,47 @@ pub async fn query(
     tenant: TenantId,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditRecord>> {
-    let mut q = Sql::new(
-        conn.backend(),
-        concat!(
-            "SELECT ",
-            columns!(),
-            " FROM audit_events WHERE tenant_id = "
-        ),
-    );
+    let mut q = Sql::new(conn.backend(), "");
+    let decisions = filter.action.as_deref().map(|a| a == DECISION_ACTION);
+    match (&filter.target, decisions) {
+        // The target index leaves the decision log out: each side of it
+        // is read through its own index, merged in sequence order.
+        (Some(_), None) => {
+            select(&mut q, tenant, filter, Some(Side::NotDecisions));
+            q.push(" UNION ALL ");
+            select(&mut q, tenant, filter, Some(Side::Decisions));
+        }
+        (Some(_), Some(false)) => select(&mut q, tenant, filter, Some(Side::NotDecisions)),
+        _ => select(&mut q, tenant, filter, None),
+    }
+    q.push(" ORDER BY seq LIMIT ")
+        .bind(i64::from(filter.limit.clamp(1, 10_000)));
+    let rows = q.query()?.fetch_all(conn.conn()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Which side of the target index's condition a `SELECT` reads.
+#[derive(Clone, Copy)]
+enum Side {
+    Decisions,
+    NotDecisions,
+}
+
+/// One `SELECT` of [`query`]. A side is spelled out with the literal
+/// action, so that the planner can prove the partial index applies.
+fn select(q: &mut Sql, tenant: TenantId, filter: &AuditFilter, side: Option<Side>) {
+    q.push(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_events WHERE tenant_id = "
+    ));
     q.bind(tenant.to_string());
     q.push(" AND seq > ").bind(filter.after_seq.unwrap_or(0));
+    match side {
+        Some(Side::Decisions) => q.push(&format!(" AND action = '{DECISION_ACTION}'")),
+        Some(Side::NotDecisions) => q.push(&format!(" AND action <> '{DECISION_ACTION}'")),
+        None => q,
+    };
     if let Some(actor) = &filter.actor {
         q.push(" AND actor = ").bind(actor.clone());
     }
@@ -176,10 +209,6 @@ pub async fn query(
     if let Some(until) = filter.until {
         q.push(" AND time < ").bind(millis(until));
     }
-    q.push(" ORDER BY seq LIMIT ")
-        .bind(i64::from(filter.limit.clamp(1, 10_000)));
-    let rows = q.query()?.fetch_all(conn.conn()).await?;
-    rows.iter().map(from_row).collect()
 }
 
 /// The tenants that have an audit chain, with their heads.

@@ -36,7 +36,7 @@ pub struct SubjectPage {
 const PARALLEL_FROM: usize = 8;
 
 /// The audit action of a logged decision.
-pub const DECISION_EVENT: &str = "authz.decision";
+pub const DECISION_EVENT: &str = idplane_core::audit::DECISION_ACTION;
 
 impl App {
     /// Decides one evaluation with the active version, and logs it.
