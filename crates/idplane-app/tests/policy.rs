@@ -12,12 +12,11 @@ mod support;
 use idplane_app::directory::roles::AssignRole;
 use idplane_app::policy::authzen::{Evaluation, Evaluations, EvaluationsResponse};
 use idplane_app::policy::bundle::{DecisionLogSettings, PolicyBundle};
-use idplane_app::policy::decisions::DECISION_EVENT;
 use idplane_app::policy::engine::Decided;
 use idplane_app::policy::{PROJECTION_TTL, REFRESH_AFTER};
 use idplane_app::tokens::{Caller, CreateToken, Scope};
 use idplane_app::{App, AppError};
-use idplane_core::audit::AuditRecord;
+use idplane_core::audit::{AuditRecord, DECISION_ACTION};
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, RequestMeta};
 use idplane_store::audit::AuditFilter;
@@ -143,7 +142,7 @@ async fn assign(app: &App, ctx: &Ctx, principal: &str, expires_in: Option<&str>)
 /// The decision log's events so far, oldest first.
 async fn decision_records(h: &Harness) -> Vec<AuditRecord> {
     let filter = AuditFilter {
-        action: Some(DECISION_EVENT.to_owned()),
+        action: Some(DECISION_ACTION.to_owned()),
         limit: 1000,
         ..AuditFilter::default()
     };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use idplane_core::Ctx;
-use idplane_core::audit::AuditEvent;
+use idplane_core::audit::{AuditEvent, DECISION_ACTION};
 use serde_json::{Map, Value, json};
 
 use super::authzen::{Action, Entity, Evaluation};
@@ -34,9 +34,6 @@ pub struct SubjectPage {
 
 /// Batches with fewer items ready for Cedar are decided on one thread.
 const PARALLEL_FROM: usize = 8;
-
-/// The audit action of a logged decision.
-pub const DECISION_EVENT: &str = idplane_core::audit::DECISION_ACTION;
 
 impl App {
     /// Decides one evaluation with the active version, and logs it.
@@ -305,7 +302,7 @@ impl App {
     /// Queues a decision-log event about `target` (a subject), a failure
     /// if it holds a deny.
     async fn log(&self, ctx: &Ctx, target: String, details: Value, denied: bool) -> Result<()> {
-        let event = AuditEvent::new(ctx, DECISION_EVENT, Some(target)).with_details(details);
+        let event = AuditEvent::new(ctx, DECISION_ACTION, Some(target)).with_details(details);
         // Queued, not awaited: a decision is an observation, and waiting for
         // its fsync would bound decisions by commits.
         self.audit_writer()

@@ -53,7 +53,8 @@ impl Projection {
     }
 
     /// True for the first caller past [`REFRESH_AFTER`]: that caller
-    /// starts the read of its successor.
+    /// starts the read of its successor. If that read fails, the projection
+    /// still expires at its TTL and the next decision reads it in line.
     fn claim_refresh(&self, now: Timestamp) -> bool {
         now >= self.loaded_at + REFRESH_AFTER && !self.refreshing.swap(true, Ordering::Relaxed)
     }

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 
 use super::authzen::Evaluation;
 use super::bundle::{PolicyBundle, compile};
-use super::decisions::{BATCH_ENTRIES, DECISION_EVENT};
+use idplane_core::audit::DECISION_ACTION;
+
+use super::decisions::BATCH_ENTRIES;
 use super::engine::{Decided, Engine};
 use super::tests::{self, TestFailure};
 use crate::{App, AppError, Result};
@@ -139,7 +141,7 @@ impl App {
     /// The requests of the decision log's last [`LOG_WINDOW`].
     async fn logged_requests(&self, ctx: &Ctx) -> Result<Vec<Evaluation>> {
         let filter = AuditFilter {
-            action: Some(DECISION_EVENT.to_owned()),
+            action: Some(DECISION_ACTION.to_owned()),
             since: Some(ctx.now - LOG_WINDOW),
             limit: u32::try_from(MAX_REPLAYED).unwrap_or(u32::MAX),
             ..AuditFilter::default()
