@@ -82,6 +82,9 @@ conformance! {
     deleting_a_principal_cascades_memberships_and_assignments
         => sqlite_deleting_a_principal_cascades_memberships_and_assignments,
            postgres_deleting_a_principal_cascades_memberships_and_assignments;
+    every_directory_change_moves_the_generation_in_its_transaction
+        => sqlite_every_directory_change_moves_the_generation_in_its_transaction,
+           postgres_every_directory_change_moves_the_generation_in_its_transaction;
     tokens_insert_lookup_revoke_and_scope
         => sqlite_tokens_insert_lookup_revoke_and_scope, postgres_tokens_insert_lookup_revoke_and_scope;
     keys_insert_current_and_by_id
@@ -1973,6 +1976,92 @@ async fn deleting_a_principal_cascades_memberships_and_assignments(store: Store,
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+async fn every_directory_change_moves_the_generation_in_its_transaction(
+    store: Store,
+    _db: &TestDb,
+) {
+    async fn generation(store: &Store) -> i64 {
+        principals::directory_generation(&mut read(store).await)
+            .await
+            .unwrap()
+    }
+    let acme = create_tenant(&store, "acme").await;
+    let alice = principal(acme.id, PrincipalKind::User, "alice");
+    let staff = principal(acme.id, PrincipalKind::Group, "staff");
+    let admin = role(acme.id, "admin");
+    let mut seen = generation(&store).await;
+    let mut moved = |now: i64, what: &str| {
+        assert!(
+            now > seen,
+            "{what} did not move the generation ({seen} -> {now})"
+        );
+        seen = now;
+    };
+
+    create_principals(&store, &[alice.clone(), staff.clone()]).await;
+    moved(generation(&store).await, "inserting principals");
+    add_member(&store, acme.id, &membership(staff.id, alice.id, None)).await;
+    moved(generation(&store).await, "adding a member");
+    create_role(&store, &admin).await;
+    moved(generation(&store).await, "creating a role");
+    let assigned = assign(&store, &assignment(&admin, alice.id, None)).await;
+    moved(generation(&store).await, "assigning a role");
+
+    let mut renamed = admin.clone();
+    renamed.name = "admins".into();
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        roles::update(&mut tx, &renamed, "admins", admin.version)
+            .await
+            .unwrap()
+    );
+    commit(tx, acme.id, "role.update").await;
+    moved(generation(&store).await, "renaming a role");
+
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        roles::delete_assignment(&mut tx, acme.id, assigned.id)
+            .await
+            .unwrap()
+    );
+    commit(tx, acme.id, "role.unassign").await;
+    moved(generation(&store).await, "removing an assignment");
+
+    // A write that does not commit moves nothing: the counter is part of
+    // the transaction, so a poller never drops its cache for a change that
+    // did not happen, nor misses one that did.
+    let before = generation(&store).await;
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        principals::delete(&mut tx, acme.id, alice.id)
+            .await
+            .unwrap()
+    );
+    drop(tx);
+    assert_eq!(generation(&store).await, before, "a dropped write moved it");
+
+    // Deleting a principal (and, through the cascade, its memberships).
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        principals::delete(&mut tx, acme.id, alice.id)
+            .await
+            .unwrap()
+    );
+    commit(tx, acme.id, "user.delete").await;
+    moved(generation(&store).await, "deleting a principal");
+
+    // Writes outside the directory leave it alone.
+    let before = generation(&store).await;
+    create_tenant(&store, "globex").await;
+    let tx = store.write().await.unwrap();
+    tx.commit(event(acme.id, "user.login", None)).await.unwrap();
+    assert_eq!(
+        generation(&store).await,
+        before,
+        "a non-directory write moved it"
     );
 }
 

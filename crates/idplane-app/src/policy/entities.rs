@@ -2,13 +2,13 @@
 //! memory so a decision needs no database round trip. A projection is
 //! dropped when the directory changes on this node, when the first
 //! membership, role assignment or end date it reflects expires (so an
-//! expired role stops granting at that instant), and after
-//! [`PROJECTION_TTL`] (changes made on other nodes). A projection asked for
-//! after [`REFRESH_AFTER`] is read again in the background while it still
-//! answers, so a subject in steady use never waits for the database.
+//! expired role stops granting at that instant), and when another node
+//! changed the directory: the store's directory generation, which every
+//! such change moves in its own transaction, is read at most every
+//! [`DIRECTORY_POLL`] by one decision while the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression};
@@ -22,10 +22,8 @@ use jiff::SignedDuration;
 use super::directory_schema::DirectoryType;
 use crate::{App, Result};
 
-/// How long a projection may miss a change made on another node.
-pub const PROJECTION_TTL: SignedDuration = SignedDuration::from_secs(30);
-/// The age from which a projection in use is read again ahead of its TTL.
-pub const REFRESH_AFTER: SignedDuration = SignedDuration::from_secs(20);
+/// How long a change made on another node may go unseen by decisions here.
+pub const DIRECTORY_POLL: SignedDuration = SignedDuration::from_secs(1);
 /// Projections kept before the cache starts over (a bound on memory).
 const MAX_PROJECTIONS: usize = 100_000;
 
@@ -40,57 +38,46 @@ pub(crate) struct Projection {
     /// transitive closure computed) once, which each decision extends
     /// with the request's other entities.
     pub entities: Entities,
-    loaded_at: Timestamp,
     /// The first instant at which something it reflects expires.
     valid_until: Option<Timestamp>,
-    /// Set once a background read of its successor has started.
-    refreshing: AtomicBool,
-}
-
-impl Projection {
-    fn fresh_at(&self, now: Timestamp) -> bool {
-        now < self.loaded_at + PROJECTION_TTL && in_force(self.valid_until, now)
-    }
-
-    /// True for the first caller past [`REFRESH_AFTER`]: that caller
-    /// starts the read of its successor. If that read fails, the projection
-    /// still expires at its TTL and the next decision reads it in line.
-    fn claim_refresh(&self, now: Timestamp) -> bool {
-        now >= self.loaded_at + REFRESH_AFTER && !self.refreshing.swap(true, Ordering::Relaxed)
-    }
 }
 
 type Key = (TenantId, DirectoryType, String);
 
-/// Projections by tenant, type and the id they were asked for.
+/// Projections by tenant, type and the id they were asked for, and what
+/// this node last learnt of the directory's generation.
 #[derive(Debug, Default)]
-pub(crate) struct ProjectionCache(RwLock<Cached>);
+pub(crate) struct ProjectionCache {
+    cached: RwLock<Cached>,
+    watch: GenerationWatch,
+}
 
 #[derive(Debug, Default)]
 struct Cached {
     projections: HashMap<Key, Arc<Projection>>,
-    /// Counts directory changes on this node: a projection read while one
-    /// happened may predate it and is not kept.
-    generation: u64,
+    /// Counts the times the cache was emptied (a change on this node, or
+    /// the directory generation moved): a projection read while it was may
+    /// predate the change and is not kept.
+    clears: u64,
 }
 
 impl ProjectionCache {
     pub(crate) fn clear(&self) {
-        let mut cached = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        cached.generation += 1;
+        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+        cached.clears += 1;
         cached.projections.clear();
     }
 
     fn lookup(&self, key: &Key) -> (Option<Arc<Projection>>, u64) {
-        let cached = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        (cached.projections.get(key).cloned(), cached.generation)
+        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        (cached.projections.get(key).cloned(), cached.clears)
     }
 
-    /// Keeps what a read begun at `generation` found, unless the directory
-    /// changed meanwhile.
-    fn store(&self, key: Key, found: Option<&Arc<Projection>>, generation: u64) {
-        let mut cached = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if cached.generation != generation {
+    /// Keeps what a read begun after `clears` clears found, unless the
+    /// cache was emptied meanwhile.
+    fn store(&self, key: Key, found: Option<&Arc<Projection>>, clears: u64) {
+        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+        if cached.clears != clears {
             return;
         }
         match found {
@@ -107,6 +94,68 @@ impl ProjectionCache {
     }
 }
 
+/// The directory generation this node last read, and when.
+#[derive(Debug)]
+struct GenerationWatch {
+    /// Milliseconds since the epoch of the last read.
+    read_at: AtomicI64,
+    /// The generation then; `NONE` before the first read or after a
+    /// failed one.
+    seen: AtomicI64,
+    /// Held by the decision reading it now.
+    reading: AtomicBool,
+}
+
+impl GenerationWatch {
+    /// Generations are never negative.
+    const NONE: i64 = -1;
+
+    /// The right to read the generation, for the first caller once
+    /// [`DIRECTORY_POLL`] has passed since the last read.
+    fn claim(&self, now: Timestamp) -> Option<Poll<'_>> {
+        let now = now.as_millisecond();
+        let due = self.read_at.load(Ordering::Acquire) + DIRECTORY_POLL.as_millis() as i64;
+        if now < due || self.reading.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Poll { watch: self, now })
+    }
+}
+
+impl Default for GenerationWatch {
+    fn default() -> Self {
+        Self {
+            read_at: AtomicI64::new(i64::MIN / 2),
+            seen: AtomicI64::new(Self::NONE),
+            reading: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A claimed read of the generation; dropping it (even when the deciding
+/// request is cancelled) lets the next caller read.
+struct Poll<'a> {
+    watch: &'a GenerationWatch,
+    now: i64,
+}
+
+impl Poll<'_> {
+    /// Records what the read found (`None`: it failed); true when the
+    /// cached projections may predate a change and must go.
+    fn saw(self, generation: Option<i64>) -> bool {
+        let now = generation.unwrap_or(GenerationWatch::NONE);
+        let before = self.watch.seen.swap(now, Ordering::AcqRel);
+        self.watch.read_at.store(self.now, Ordering::Release);
+        before == GenerationWatch::NONE || before != now
+    }
+}
+
+impl Drop for Poll<'_> {
+    fn drop(&mut self) {
+        self.watch.reading.store(false, Ordering::Release);
+    }
+}
+
 impl App {
     /// The projection of a directory entity named by `id` (its name, its
     /// principal id or its external id), or `None` if there is none.
@@ -117,21 +166,34 @@ impl App {
         id: &str,
     ) -> Result<Option<Arc<Projection>>> {
         let key = (ctx.tenant, kind, id.to_owned());
-        let (cached, generation) = self.inner.projections.lookup(&key);
+        self.watch_directory(ctx).await;
+        let (cached, clears) = self.inner.projections.lookup(&key);
         if let Some(found) = cached
-            && found.fresh_at(ctx.now)
+            && in_force(found.valid_until, ctx.now)
         {
-            if found.claim_refresh(ctx.now) {
-                let (app, ctx) = (self.clone(), ctx.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = app.load_projection(&ctx, key, generation).await {
-                        tracing::warn!(error = %e, "refreshing a directory projection failed");
-                    }
-                });
-            }
             return Ok(Some(found));
         }
-        self.load_projection(ctx, key, generation).await
+        self.load_projection(ctx, key, clears).await
+    }
+
+    /// Reads the directory's generation when [`DIRECTORY_POLL`] has passed
+    /// since the last read, and forgets every projection if it moved. A
+    /// node that cannot read it forgets them too: the next decisions read
+    /// the directory (or fail), never trust what may have changed.
+    async fn watch_directory(&self, ctx: &Ctx) {
+        let Some(poll) = self.inner.projections.watch.claim(ctx.now) else {
+            return;
+        };
+        let read = async {
+            let mut conn = self.store().read().await?;
+            principals::directory_generation(&mut conn).await
+        };
+        let generation = read.await.map_err(|e| {
+            tracing::warn!(error = %e, "reading the directory generation failed");
+        });
+        if poll.saw(generation.ok()) {
+            self.inner.projections.clear();
+        }
     }
 
     /// Reads a projection from the database and caches it.
@@ -139,14 +201,12 @@ impl App {
         &self,
         ctx: &Ctx,
         key: Key,
-        generation: u64,
+        clears: u64,
     ) -> Result<Option<Arc<Projection>>> {
         let mut conn = self.store().read().await?;
         let found = project(&mut conn, ctx, key.1, &key.2).await?.map(Arc::new);
         drop(conn);
-        self.inner
-            .projections
-            .store(key, found.as_ref(), generation);
+        self.inner.projections.store(key, found.as_ref(), clears);
         Ok(found)
     }
 
@@ -182,10 +242,8 @@ async fn project(
             uid,
             active: false,
             entities: store(vec![entity])?,
-            loaded_at: ctx.now,
             // A joiner's projection changes at the start date.
             valid_until: principal.start_date.filter(|start| *start > ctx.now),
-            refreshing: AtomicBool::new(false),
         }));
     }
     let groups = principals::transitive_groups(conn, principal.id, Some(ctx.now)).await?;
@@ -224,9 +282,7 @@ async fn project(
         uid,
         active: true,
         entities: store(entities)?,
-        loaded_at: ctx.now,
         valid_until,
-        refreshing: AtomicBool::new(false),
     }))
 }
 
@@ -239,9 +295,7 @@ async fn project_role(conn: &mut impl Conn, ctx: &Ctx, id: &str) -> Result<Optio
         entities: store(vec![role_entity(uid.clone(), &role.name)?])?,
         uid,
         active: true,
-        loaded_at: ctx.now,
         valid_until: None,
-        refreshing: AtomicBool::new(false),
     }))
 }
 

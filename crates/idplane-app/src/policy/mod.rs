@@ -20,4 +20,4 @@ pub mod shapes;
 pub mod tests;
 pub mod versions;
 
-pub use entities::{PROJECTION_TTL, REFRESH_AFTER};
+pub use entities::DIRECTORY_POLL;
