@@ -2065,6 +2065,68 @@ async fn every_directory_change_moves_the_generation_in_its_transaction(
     );
 }
 
+/// On PostgreSQL, directory writers that lock rows in opposite orders do
+/// not deadlock on the generation's row: it is locked at commit, the last
+/// lock a transaction takes. (SQLite has one writer at a time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_the_generation_closes_no_deadlock_between_directory_writers() {
+    let Some(db) = TestDb::postgres() else {
+        eprintln!(
+            "skipped: {} is not set (PostgreSQL conformance)",
+            support::PG_URL_VAR
+        );
+        return;
+    };
+    support::run(db, |store, _db| async move {
+        let acme = create_tenant(&store, "acme").await;
+        let p = principal(acme.id, PrincipalKind::User, "p");
+        let q = principal(acme.id, PrincipalKind::User, "q");
+        create_principals(&store, &[p.clone(), q.clone()]).await;
+        let before = principals::directory_generation(&mut read(&store).await)
+            .await
+            .unwrap();
+        let renamed = |who: &Principal| Principal {
+            display_name: Some("renamed".into()),
+            ..who.clone()
+        };
+
+        // The first writer changes q, the second p; then the first waits
+        // for p while the second commits.
+        let mut first = store.write().await.unwrap();
+        assert!(
+            principals::update(&mut first, &renamed(&q), "q", q.version)
+                .await
+                .unwrap()
+        );
+        let mut second = store.write().await.unwrap();
+        let second_changed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            principals::update(&mut second, &renamed(&p), "p", p.version),
+        )
+        .await
+        .expect("the second writer waited on the first's generation lock");
+        assert!(second_changed.unwrap());
+        let p_again = renamed(&p);
+        let waiting = tokio::spawn(async move {
+            let changed = principals::update(&mut first, &p_again, "p", p_again.version).await;
+            (first, changed)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        commit(second, acme.id, "user.update").await;
+        let (first, changed) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the first writer never got p")
+            .unwrap();
+        changed.expect("the first writer was chosen as a deadlock victim");
+        commit(first, acme.id, "user.update").await;
+        let after = principals::directory_generation(&mut read(&store).await)
+            .await
+            .unwrap();
+        assert_eq!(after, before + 2, "each transaction moves it once");
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Tokens and keys
 
