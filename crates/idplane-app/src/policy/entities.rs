@@ -402,3 +402,46 @@ fn entity(
     Entity::new(uid, attrs, parents)
         .map_err(|e| crate::AppError::Internal(format!("directory entity: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn one_caller_a_poll_reads_the_generation() {
+        let watch = GenerationWatch::default();
+        let poll = watch.claim(at(0)).expect("the first read is due at once");
+        assert!(
+            watch.claim(at(0)).is_none(),
+            "a second reader while one reads"
+        );
+        assert!(poll.saw(Some(7)), "the first read forgets what came before");
+        let poll_ms = DIRECTORY_POLL.as_millis() as i64;
+        assert!(watch.claim(at(poll_ms - 1)).is_none(), "not due yet");
+        let poll = watch.claim(at(poll_ms)).expect("due after a poll");
+        assert!(!poll.saw(Some(7)), "unchanged: the projections stay");
+        let poll = watch.claim(at(2 * poll_ms)).unwrap();
+        assert!(poll.saw(Some(8)), "moved: the projections go");
+    }
+
+    #[test]
+    fn a_failed_or_abandoned_read_trusts_nothing() {
+        let watch = GenerationWatch::default();
+        assert!(watch.claim(at(0)).unwrap().saw(Some(3)));
+        let poll_ms = DIRECTORY_POLL.as_millis() as i64;
+        // Cancelled mid-read (the request went away): the next caller reads.
+        drop(watch.claim(at(poll_ms)).unwrap());
+        let poll = watch
+            .claim(at(poll_ms))
+            .expect("an abandoned read is released");
+        // It fails: the projections go, and go again at the next read,
+        // even if the generation then reads as before.
+        assert!(poll.saw(None));
+        assert!(watch.claim(at(2 * poll_ms)).unwrap().saw(Some(3)));
+        assert!(!watch.claim(at(3 * poll_ms)).unwrap().saw(Some(3)));
+    }
+}
