@@ -14,6 +14,7 @@ use idplane_app::policy::DIRECTORY_POLL;
 use idplane_app::policy::authzen::{Evaluation, Evaluations, EvaluationsResponse};
 use idplane_app::policy::bundle::{DecisionLogSettings, PolicyBundle};
 use idplane_app::policy::engine::Decided;
+use idplane_app::policy::versions::ENGINE_POLL;
 use idplane_app::tokens::{Caller, CreateToken, Scope};
 use idplane_app::{App, AppError};
 use idplane_core::audit::{AuditRecord, DECISION_ACTION};
@@ -198,21 +199,27 @@ async fn a_role_allows_until_it_expires_and_a_forbid_wins() {
     assert!(!decide(&h, &read).await.allowed);
 }
 
+/// A second node on this one's database, and a root context there. Two
+/// nodes on one SQLite file (PostgreSQL's deployment, in miniature): flush
+/// this node's queued decision-log events before writing on the other, or
+/// its transaction may find its snapshot stale and be refused.
+async fn other_node(h: &Harness) -> (App, Ctx) {
+    let other = h.second_node().await;
+    let tenant = other.default_tenant_id().await.unwrap();
+    let ctx = other.ctx(tenant, idplane_core::Actor::Root, RequestMeta::default());
+    (other, ctx)
+}
+
 /// A change made on another node reaches a subject in steady use once this
 /// node reads the directory generation again, within `DIRECTORY_POLL`;
 /// until then the cached projection keeps answering without a round trip.
 #[tokio::test]
 async fn a_change_on_another_node_applies_within_a_poll() {
     let (h, users) = setup_with_users().await;
-    let other = h.second_node().await;
+    let (other, ctx) = other_node(&h).await;
     let read = eval("alice", "read", "x", 1);
     assert!(!decide(&h, &read).await.allowed);
 
-    let tenant = other.default_tenant_id().await.unwrap();
-    let ctx = other.ctx(tenant, idplane_core::Actor::Root, RequestMeta::default());
-    // Two nodes on one SQLite file (PostgreSQL's deployment, in miniature):
-    // this node's queued decision-log events are written first, or the
-    // other node's transaction may find its snapshot stale and be refused.
     h.app.audit_writer().flush().await;
     assign(&other, &ctx, "alice", None).await;
     h.advance(DIRECTORY_POLL - SignedDuration::from_millis(1));
@@ -566,18 +573,22 @@ async fn policies_as_deep_as_the_bound_allows_compile_decide_and_print() {
     }
 }
 
+/// The test policies and one more: everyone may write.
+fn open_writes() -> PolicyBundle {
+    bundle(&format!(
+        "{POLICIES}\n@id(\"everyone-writes\") permit (principal, action == Docs::Action::\"write\", resource);"
+    ))
+}
+
 #[tokio::test]
 async fn rolling_back_restores_the_earlier_decisions() {
     let h = setup().await;
     let ctx = h.ctx().await;
     let write = eval("alice", "write", "bob@example.com", 1);
     assert!(!decide(&h, &write).await.allowed);
-    let open = format!(
-        "{POLICIES}\n@id(\"everyone-writes\") permit (principal, action == Docs::Action::\"write\", resource);"
-    );
     let v2 = h
         .app
-        .put_policies(&ctx, bundle(&open), "open writes")
+        .put_policies(&ctx, open_writes(), "open writes")
         .await
         .unwrap();
     assert_eq!(v2.version, 2);
@@ -593,6 +604,38 @@ async fn rolling_back_restores_the_earlier_decisions() {
         h.app.activate_policies(&ctx, 9).await,
         Err(AppError::NotFound(_))
     ));
+}
+
+/// A version activated on another node (a rollback there, say) applies
+/// here within `ENGINE_POLL`; until then the compiled engine answers.
+#[tokio::test]
+async fn a_policy_change_on_another_node_applies_within_a_poll() {
+    let h = setup().await;
+    let (other, ctx) = other_node(&h).await;
+    let write = eval("alice", "write", "bob@example.com", 1);
+    assert!(!decide(&h, &write).await.allowed);
+
+    h.app.audit_writer().flush().await;
+    other
+        .put_policies(&ctx, open_writes(), "open writes")
+        .await
+        .unwrap();
+    h.advance(ENGINE_POLL - SignedDuration::from_millis(1));
+    let decided = decide(&h, &write).await;
+    assert_eq!(decided.version, Some(1), "not read again yet");
+    assert!(!decided.allowed);
+    h.advance(SignedDuration::from_millis(1));
+    let decided = decide(&h, &write).await;
+    assert_eq!(decided.version, Some(2), "the new version was not seen");
+    assert!(decided.allowed);
+
+    // Rolled back there: the earlier version decides here a poll later.
+    h.app.audit_writer().flush().await;
+    other.activate_policies(&ctx, 1).await.unwrap();
+    h.advance(ENGINE_POLL);
+    let decided = decide(&h, &write).await;
+    assert_eq!(decided.version, Some(1), "the rollback was not seen");
+    assert!(!decided.allowed);
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! Policy versions: every change is a new immutable version, validated and
 //! tested before it is stored; the active one can be rolled back. The
 //! active version is compiled once and kept in memory; a change on this
-//! node replaces it at once, other nodes within [`ENGINE_TTL`].
+//! node replaces it at once, other nodes within [`ENGINE_POLL`]: one
+//! decision a second per tenant asks which version is active while the
+//! others go on with the engine they have.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use idplane_core::audit::AuditEvent;
@@ -19,12 +22,38 @@ use super::tests;
 use crate::{App, AppError, Result};
 
 /// How long another node's policy change may go unseen.
-pub const ENGINE_TTL: SignedDuration = SignedDuration::from_secs(30);
+pub const ENGINE_POLL: SignedDuration = SignedDuration::from_secs(1);
 /// Longest change message.
 const MAX_MESSAGE_LEN: usize = 1_000;
 
-/// The active engine of a tenant (`None`: no version yet) and when it was read.
-type CachedEngine = (Timestamp, Option<Arc<Engine>>);
+/// The active engine of a tenant (`None`: no version yet), when the
+/// active version was last read, and whether a decision reads it now.
+#[derive(Clone, Debug)]
+struct CachedEngine {
+    read_at: Timestamp,
+    engine: Option<Arc<Engine>>,
+    reading: Arc<AtomicBool>,
+}
+
+impl CachedEngine {
+    fn new(read_at: Timestamp, engine: Option<Arc<Engine>>) -> Self {
+        Self {
+            read_at,
+            engine,
+            reading: Arc::default(),
+        }
+    }
+}
+
+/// Releases a tenant's claim to read the active version, however the read
+/// ends (a cancelled request included).
+struct Reading(Arc<AtomicBool>);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct EngineCache(RwLock<HashMap<TenantId, CachedEngine>>);
@@ -141,7 +170,9 @@ impl App {
         })
     }
 
-    /// The active engine, from memory when fresh.
+    /// The active engine, from memory. Once [`ENGINE_POLL`] has passed,
+    /// one decision reads which version is active (and compiles it if it
+    /// changed) while the others go on with the engine they have.
     pub async fn policy_engine(&self, ctx: &Ctx) -> Result<Option<Arc<Engine>>> {
         let cache = &self.inner.engines.0;
         let cached = cache
@@ -149,14 +180,18 @@ impl App {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&ctx.tenant)
             .cloned();
-        if let Some((read_at, engine)) = &cached
-            && ctx.now < *read_at + ENGINE_TTL
-        {
-            return Ok(engine.clone());
+        let mut claim = None;
+        if let Some(cached) = &cached {
+            if ctx.now < cached.read_at + ENGINE_POLL || cached.reading.swap(true, Ordering::AcqRel)
+            {
+                return Ok(cached.engine.clone());
+            }
+            claim = Some(Reading(cached.reading.clone()));
         }
+        let read_over = claim.as_ref().map(|c| c.0.clone());
         let mut conn = self.store().read().await?;
         let active = policies::active_number(&mut conn, ctx.tenant).await?;
-        let engine = match (cached.and_then(|(_, e)| e), active) {
+        let engine = match (cached.and_then(|c| c.engine), active) {
             // Unchanged elsewhere: keep the compiled engine.
             (Some(engine), Some(v)) if engine.version == v => Some(engine),
             (_, None) => None,
@@ -177,10 +212,18 @@ impl App {
                 }
             }
         };
-        cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(ctx.tenant, (ctx.now, engine.clone()));
+        let mut engines = cache.write().unwrap_or_else(PoisonError::into_inner);
+        // A version activated on this node while we read was installed
+        // with the entry's replacement: it wins over what we read.
+        if let Some(now) = engines.get(&ctx.tenant)
+            && read_over
+                .as_ref()
+                .is_none_or(|was| !Arc::ptr_eq(&now.reading, was))
+        {
+            return Ok(now.engine.clone());
+        }
+        engines.insert(ctx.tenant, CachedEngine::new(ctx.now, engine.clone()));
+        drop(claim);
         Ok(engine)
     }
 
@@ -190,7 +233,10 @@ impl App {
             .0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(ctx.tenant, (ctx.now, Some(Arc::new(engine))));
+            .insert(
+                ctx.tenant,
+                CachedEngine::new(ctx.now, Some(Arc::new(engine))),
+            );
     }
 }
 
