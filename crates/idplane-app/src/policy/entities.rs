@@ -19,6 +19,7 @@ use idplane_store::principals::{self, PrincipalFilter};
 use idplane_store::{Conn, Page, roles};
 use jiff::SignedDuration;
 
+use super::claim::Claim;
 use super::directory_schema::DirectoryType;
 use crate::{App, Result};
 
@@ -115,10 +116,15 @@ impl GenerationWatch {
     fn claim(&self, now: Timestamp) -> Option<Poll<'_>> {
         let now = now.as_millisecond();
         let due = self.read_at.load(Ordering::Acquire) + DIRECTORY_POLL.as_millis() as i64;
-        if now < due || self.reading.swap(true, Ordering::AcqRel) {
+        if now < due {
             return None;
         }
-        Some(Poll { watch: self, now })
+        let claim = Claim::take(&self.reading)?;
+        Some(Poll {
+            watch: self,
+            now,
+            _claim: claim,
+        })
     }
 }
 
@@ -132,11 +138,11 @@ impl Default for GenerationWatch {
     }
 }
 
-/// A claimed read of the generation; dropping it (even when the deciding
-/// request is cancelled) lets the next caller read.
+/// A claimed read of the generation.
 struct Poll<'a> {
     watch: &'a GenerationWatch,
     now: i64,
+    _claim: Claim<'a>,
 }
 
 impl Poll<'_> {
@@ -147,12 +153,6 @@ impl Poll<'_> {
         let before = self.watch.seen.swap(now, Ordering::AcqRel);
         self.watch.read_at.store(self.now, Ordering::Release);
         before == GenerationWatch::NONE || before != now
-    }
-}
-
-impl Drop for Poll<'_> {
-    fn drop(&mut self) {
-        self.watch.reading.store(false, Ordering::Release);
     }
 }
 

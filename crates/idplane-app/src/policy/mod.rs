@@ -8,6 +8,7 @@
 
 pub mod authzen;
 pub mod bundle;
+mod claim;
 pub mod decisions;
 pub mod directory_schema;
 pub mod doc;

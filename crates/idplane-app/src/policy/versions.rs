@@ -6,7 +6,7 @@
 //! others go on with the engine they have.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use idplane_core::audit::AuditEvent;
@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::bundle::{PolicyBundle, compile};
+use super::claim::Claim;
 use super::engine::Engine;
 use super::tests;
 use crate::{App, AppError, Result};
@@ -42,16 +43,6 @@ impl CachedEngine {
             engine,
             reading: Arc::default(),
         }
-    }
-}
-
-/// Releases a tenant's claim to read the active version, however the read
-/// ends (a cancelled request included).
-struct Reading(Arc<AtomicBool>);
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -180,15 +171,20 @@ impl App {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&ctx.tenant)
             .cloned();
-        let mut claim = None;
-        if let Some(cached) = &cached {
-            if ctx.now < cached.read_at + ENGINE_POLL || cached.reading.swap(true, Ordering::AcqRel)
-            {
-                return Ok(cached.engine.clone());
+        // The flag of the entry this read is over, if any.
+        let read_over = cached.as_ref().map(|c| c.reading.clone());
+        let _claim = match (&cached, &read_over) {
+            (Some(cached), Some(flag)) => {
+                if ctx.now < cached.read_at + ENGINE_POLL {
+                    return Ok(cached.engine.clone());
+                }
+                match Claim::take(flag) {
+                    Some(claim) => Some(claim),
+                    None => return Ok(cached.engine.clone()),
+                }
             }
-            claim = Some(Reading(cached.reading.clone()));
-        }
-        let read_over = claim.as_ref().map(|c| c.0.clone());
+            _ => None,
+        };
         let mut conn = self.store().read().await?;
         let active = policies::active_number(&mut conn, ctx.tenant).await?;
         let engine = match (cached.and_then(|c| c.engine), active) {
@@ -223,7 +219,6 @@ impl App {
             return Ok(now.engine.clone());
         }
         engines.insert(ctx.tenant, CachedEngine::new(ctx.now, engine.clone()));
-        drop(claim);
         Ok(engine)
     }
 
