@@ -17,8 +17,10 @@ pub mod oidc;
 pub mod outbound;
 pub mod policy;
 pub mod provisioning;
+pub mod registry;
 pub mod scim;
 pub mod tokens;
+mod watch;
 
 use std::sync::Arc;
 
@@ -58,6 +60,7 @@ struct Inner {
     engines: policy::versions::EngineCache,
     projections: policy::entities::ProjectionCache,
     pdp_tokens: tokens::PdpTokenCache,
+    registry: registry::RegistryWatch,
 }
 
 /// Deployment settings the use cases need.
@@ -118,6 +121,7 @@ impl App {
                 engines: Default::default(),
                 projections: Default::default(),
                 pdp_tokens: Default::default(),
+                registry: Default::default(),
             }),
         };
         app.ensure_default_tenant().await?;

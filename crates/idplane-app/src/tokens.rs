@@ -32,9 +32,6 @@ pub const TOKEN_PREFIX: &str = "idp_";
 const DEFAULT_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 90);
 /// No token lives longer than this.
 const MAX_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 366);
-/// How long a revocation of a `pdp` token on another node may go unseen
-/// by this one (a revocation on this node takes effect at once).
-pub const PDP_TOKEN_CACHE_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 /// Cached `pdp` tokens before the cache starts over (a bound on memory).
 const MAX_CACHED_PDP_TOKENS: usize = 10_000;
 /// The bootstrap token's lifetime.
@@ -81,12 +78,15 @@ impl Scope {
     }
 }
 
-/// A valid `pdp` token: who it is, when it expires, when it was read.
-type CachedPdpToken = (Caller, Option<Timestamp>, Timestamp);
+/// A valid `pdp` token: who it is, when it expires, and the registry epoch
+/// its read began in (served only in that epoch, see [`crate::registry`]).
+type CachedPdpToken = (Caller, Option<Timestamp>, u64);
 
 /// Valid `pdp` tokens by secret hash, so decision requests (thousands a
-/// second) skip the token lookup. Only decision-only tokens are cached:
-/// a stale entry can at worst ask for decisions for [`PDP_TOKEN_CACHE_TTL`].
+/// second) skip the token lookup. Only decision-only tokens are cached: a
+/// token revoked on another node can at worst ask for decisions here until
+/// this node next reads the registry generation
+/// ([`crate::registry::REGISTRY_POLL`]); on this node, not at all.
 #[derive(Debug, Default)]
 pub(crate) struct PdpTokenCache(RwLock<HashMap<String, CachedPdpToken>>);
 
@@ -197,13 +197,14 @@ impl App {
     ) -> Result<Caller> {
         let now = self.clock().now();
         let hash = hash_secret(secret);
+        let epoch = self.registry_epoch(now).await;
         let cache = &self.inner.pdp_tokens.0;
-        if let Some((caller, expires_at, read_at)) = cache
+        if let Some((caller, expires_at, read_in)) = cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&hash)
             && idplane_core::time::in_force(*expires_at, now)
-            && now < *read_at + PDP_TOKEN_CACHE_TTL
+            && *read_in == epoch
         {
             return Ok(caller.clone());
         }
@@ -235,7 +236,7 @@ impl App {
                     if cache.len() >= MAX_CACHED_PDP_TOKENS {
                         cache.clear();
                     }
-                    cache.insert(hash, (caller.clone(), t.expires_at, now));
+                    cache.insert(hash, (caller.clone(), t.expires_at, epoch));
                 }
                 Ok(caller)
             }
@@ -350,13 +351,18 @@ impl App {
             Some(format!("token:{id}")),
         ))
         .await?;
+        self.forget_pdp_tokens();
+        Ok(())
+    }
+
+    /// Forgets every cached `pdp` token.
+    pub(crate) fn forget_pdp_tokens(&self) {
         self.inner
             .pdp_tokens
             .0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        Ok(())
     }
 
     /// On the very first start, issues the one-time bootstrap token and

@@ -17,6 +17,7 @@ pub mod clients;
 pub mod consents;
 pub mod credentials;
 pub mod device_codes;
+pub mod generations;
 pub mod grants;
 pub mod jobs;
 pub mod keys;

@@ -355,17 +355,6 @@ pub struct TransitiveGroups {
     pub first_expiry: Option<Timestamp>,
 }
 
-/// A counter that moves in the same transaction as every change to
-/// principals, memberships, roles and role assignments, in every tenant
-/// (triggers, migration 0012): a node that cached what it read from them
-/// polls it to learn that another node changed them.
-pub async fn directory_generation(conn: &mut impl Conn) -> Result<i64> {
-    let row = sqlx::query("SELECT generation FROM directory_generation WHERE id = 1")
-        .fetch_one(conn.conn())
-        .await?;
-    Ok(row.try_get("generation")?)
-}
-
 /// Every group `start` belongs to, directly or through nesting, counting only
 /// memberships in force at `now` (all of them when `now` is `None`, as cycle
 /// checks need). Each group visited once.

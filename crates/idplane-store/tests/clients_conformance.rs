@@ -15,12 +15,15 @@
 #[macro_use]
 mod support;
 
-use idplane_core::TenantId;
+use idplane_core::directory::PrincipalKind;
+use idplane_core::{TenantId, TokenId};
 use idplane_store::clients::{self, StoredClient};
-use idplane_store::{Page, Store, StoreError};
+use idplane_store::resources::{self, StoredResource};
+use idplane_store::tokens::{self, StoredToken};
+use idplane_store::{Page, Store, StoreError, generations};
 use serde_json::json;
 
-use support::{TestDb, at, commit, create_tenant, read, t0};
+use support::{TestDb, at, commit, create_principals, create_tenant, principal, read, t0};
 
 conformance! {
     clients_round_trip_every_field
@@ -33,6 +36,9 @@ conformance! {
     clients_list_in_client_id_order_and_delete
         => sqlite_clients_list_in_client_id_order_and_delete,
            postgres_clients_list_in_client_id_order_and_delete;
+    every_registry_change_moves_its_generation_in_its_transaction
+        => sqlite_every_registry_change_moves_its_generation_in_its_transaction,
+           postgres_every_registry_change_moves_its_generation_in_its_transaction;
 }
 
 fn client(tenant: TenantId, client_id: &str) -> StoredClient {
@@ -270,5 +276,96 @@ async fn clients_list_in_client_id_order_and_delete(store: Store, _db: &TestDb) 
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+/// Tokens, clients and resource servers are what the request paths cache
+/// in memory; each change to them moves the registry generation in its own
+/// transaction, and nothing else does.
+async fn every_registry_change_moves_its_generation_in_its_transaction(store: Store, _db: &TestDb) {
+    async fn generation(store: &Store) -> i64 {
+        generations::registry(&mut read(store).await).await.unwrap()
+    }
+    /// The generation now, which must have moved past `seen`.
+    async fn moved(store: &Store, seen: i64, what: &str) -> i64 {
+        let now = generation(store).await;
+        assert!(now > seen, "{what} did not move it ({seen} -> {now})");
+        now
+    }
+    let acme = create_tenant(&store, "acme").await;
+    let portal = client(acme.id, "portal");
+    let api = StoredResource {
+        tenant_id: acme.id,
+        identifier: "https://api.example.com".into(),
+        name: "API".into(),
+        scopes: vec!["read".into()],
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let pdp = StoredToken {
+        id: TokenId::generate(),
+        tenant_id: Some(acme.id),
+        name: "gateway".into(),
+        scope: "pdp".into(),
+        principal_id: None,
+        created_by: "root".into(),
+        created_at: t0(),
+        expires_at: None,
+        revoked_at: None,
+    };
+    let seen = generation(&store).await;
+    let mut tx = store.write().await.unwrap();
+    tokens::insert(&mut tx, &pdp, "token-hash").await.unwrap();
+    commit(tx, acme.id, "token.create").await;
+    let seen = moved(&store, seen, "issuing a token").await;
+    let mut tx = store.write().await.unwrap();
+    assert!(tokens::revoke(&mut tx, pdp.id, at(60)).await.unwrap());
+    commit(tx, acme.id, "token.revoke").await;
+    let seen = moved(&store, seen, "revoking a token").await;
+
+    insert(&store, &portal, Some("hash-a")).await.unwrap();
+    let seen = moved(&store, seen, "registering a client").await;
+    let mut tx = store.write().await.unwrap();
+    let rotated = clients::set_secret(&mut tx, acme.id, "portal", Some("hash-b"), at(60), 1);
+    assert!(rotated.await.unwrap());
+    commit(tx, acme.id, "client.rotate_secret").await;
+    let seen = moved(&store, seen, "rotating a client secret").await;
+    let mut tx = store.write().await.unwrap();
+    assert!(clients::delete(&mut tx, acme.id, "portal").await.unwrap());
+    commit(tx, acme.id, "client.delete").await;
+    let seen = moved(&store, seen, "deleting a client").await;
+
+    let mut tx = store.write().await.unwrap();
+    resources::put(&mut tx, &api).await.unwrap();
+    commit(tx, acme.id, "resource.put").await;
+    let seen = moved(&store, seen, "registering a resource server").await;
+    let mut tx = store.write().await.unwrap();
+    let deleted = resources::delete(&mut tx, acme.id, "https://api.example.com");
+    assert!(deleted.await.unwrap());
+    commit(tx, acme.id, "resource.delete").await;
+    moved(&store, seen, "deleting a resource server").await;
+
+    // A write that does not commit moves nothing.
+    let before = generation(&store).await;
+    let mut tx = store.write().await.unwrap();
+    clients::insert(&mut tx, &portal, None).await.unwrap();
+    drop(tx);
+    assert_eq!(generation(&store).await, before, "a dropped write moved it");
+
+    // Directory writes move the directory's generation, not this one.
+    let directory = generations::directory(&mut read(&store).await)
+        .await
+        .unwrap();
+    create_principals(&store, &[principal(acme.id, PrincipalKind::User, "alice")]).await;
+    assert_eq!(
+        generation(&store).await,
+        before,
+        "a directory write moved it"
+    );
+    assert!(
+        generations::directory(&mut read(&store).await)
+            .await
+            .unwrap()
+            > directory
     );
 }

@@ -34,7 +34,7 @@ use idplane_store::keys::{self, StoredKey};
 use idplane_store::principals::{self, PrincipalFilter};
 use idplane_store::roles::{self, AssignmentFilter};
 use idplane_store::tokens::{self, StoredToken};
-use idplane_store::{Page, Store, StoreError, tenants};
+use idplane_store::{Page, Store, StoreError, generations, tenants};
 use serde_json::json;
 
 use support::{
@@ -1984,7 +1984,7 @@ async fn every_directory_change_moves_the_generation_in_its_transaction(
     _db: &TestDb,
 ) {
     async fn generation(store: &Store) -> i64 {
-        principals::directory_generation(&mut read(store).await)
+        generations::directory(&mut read(store).await)
             .await
             .unwrap()
     }
@@ -2082,7 +2082,7 @@ async fn postgres_the_generation_closes_no_deadlock_between_directory_writers() 
         let p = principal(acme.id, PrincipalKind::User, "p");
         let q = principal(acme.id, PrincipalKind::User, "q");
         create_principals(&store, &[p.clone(), q.clone()]).await;
-        let before = principals::directory_generation(&mut read(&store).await)
+        let before = generations::directory(&mut read(&store).await)
             .await
             .unwrap();
         let renamed = |who: &Principal| Principal {
@@ -2119,7 +2119,7 @@ async fn postgres_the_generation_closes_no_deadlock_between_directory_writers() 
             .unwrap();
         changed.expect("the first writer was chosen as a deadlock victim");
         commit(first, acme.id, "user.update").await;
-        let after = principals::directory_generation(&mut read(&store).await)
+        let after = generations::directory(&mut read(&store).await)
             .await
             .unwrap();
         assert_eq!(after, before + 2, "each transaction moves it once");

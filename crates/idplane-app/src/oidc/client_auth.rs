@@ -5,24 +5,20 @@
 //!
 //! Clients are read from an in-memory cache: the token endpoint's hot path
 //! does no database read. A change on this node drops the entry at once;
-//! other nodes see it after at most [`CLIENT_CACHE_TTL`].
+//! other nodes see it within [`crate::registry::REGISTRY_POLL`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use idplane_core::audit::AuditEvent;
-use idplane_core::{Ctx, TenantId, Timestamp};
+use idplane_core::{Ctx, TenantId};
 use idplane_store::clients;
-use jiff::SignedDuration;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::clients::{AuthMethod, Client};
 use super::error::{OAuthError, OAuthResult};
 use crate::{App, Result};
-
-/// How long another node's change to a client may go unseen here.
-pub const CLIENT_CACHE_TTL: SignedDuration = SignedDuration::from_secs(30);
 
 /// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -68,7 +64,8 @@ impl ClientCredentials {
 struct Cached {
     client: Arc<Client>,
     secret_hash: Option<String>,
-    loaded_at: Timestamp,
+    /// The registry epoch its read began in: served only in that epoch.
+    epoch: u64,
 }
 
 /// Clients by tenant and id, with their secret hashes.
@@ -93,7 +90,7 @@ impl App {
         tenant: TenantId,
         client_id: &str,
     ) -> Result<Option<Arc<Cached>>> {
-        let now = self.clock().now();
+        let epoch = self.registry_epoch(self.clock().now()).await;
         let key = (tenant, client_id.to_owned());
         if let Some(hit) = self
             .inner
@@ -102,7 +99,7 @@ impl App {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
-            .filter(|c| now < c.loaded_at + CLIENT_CACHE_TTL)
+            .filter(|c| c.epoch == epoch)
         {
             return Ok(Some(hit.clone()));
         }
@@ -117,7 +114,7 @@ impl App {
         let cached = Arc::new(Cached {
             client: Arc::new(Client::try_from(stored)?),
             secret_hash,
-            loaded_at: now,
+            epoch,
         });
         self.inner
             .clients
@@ -136,6 +133,16 @@ impl App {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&(tenant, client_id.to_owned()));
+    }
+
+    /// Drops every client from the cache (see [`crate::registry`]).
+    pub(crate) fn forget_clients(&self) {
+        self.inner
+            .clients
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Authenticates the client of a request at `endpoint` (the absolute

@@ -3,15 +3,14 @@
 //! is that identifier, so a token for one API is refused by another.
 //! Only registered resource servers may be named. They are read from
 //! memory on the token path; a change on this node refreshes them at once,
-//! other nodes within [`RESOURCE_CACHE_TTL`].
+//! other nodes within [`crate::registry::REGISTRY_POLL`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use idplane_core::audit::AuditEvent;
-use idplane_core::{Ctx, TenantId, Timestamp, ValidationError};
+use idplane_core::{Ctx, TenantId, ValidationError};
 use idplane_store::resources::{self, StoredResource};
-use jiff::SignedDuration;
 use serde_json::json;
 
 use super::error::{ErrorCode, OAuthError, OAuthResult};
@@ -19,11 +18,9 @@ use crate::{App, AppError, Result};
 
 /// Most resource indicators in one request.
 const MAX_RESOURCES: usize = 8;
-/// How long another node's change to the resource servers may go unseen.
-pub const RESOURCE_CACHE_TTL: SignedDuration = SignedDuration::from_secs(30);
-
-/// A tenant's resource servers, and when they were read.
-type CachedResources = (Timestamp, Arc<Vec<StoredResource>>);
+/// A tenant's resource servers, and the registry epoch their read began in
+/// (served only in that epoch).
+type CachedResources = (u64, Arc<Vec<StoredResource>>);
 
 /// The resource servers of each tenant.
 #[derive(Debug, Default)]
@@ -56,12 +53,12 @@ impl App {
             updated_at: ctx.now,
         };
         resources::put(&mut tx, &resource).await?;
-        self.forget_resources(ctx.tenant);
         tx.commit(
             AuditEvent::new(ctx, "resource.put", Some(format!("resource:{identifier}")))
                 .with_details(json!({"name": name, "scopes": resource.scopes})),
         )
         .await?;
+        self.forget_resources(ctx.tenant);
         Ok(resource)
     }
 
@@ -72,12 +69,13 @@ impl App {
 
     /// The tenant's resource servers, from memory when fresh.
     async fn cached_resources(&self, ctx: &Ctx) -> Result<Arc<Vec<StoredResource>>> {
+        let epoch = self.registry_epoch(ctx.now).await;
         let cache = &self.inner.resources.0;
-        if let Some((read_at, list)) = cache
+        if let Some((read_in, list)) = cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&ctx.tenant)
-            && ctx.now < *read_at + RESOURCE_CACHE_TTL
+            && *read_in == epoch
         {
             return Ok(list.clone());
         }
@@ -85,7 +83,7 @@ impl App {
         cache
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(ctx.tenant, (ctx.now, list.clone()));
+            .insert(ctx.tenant, (epoch, list.clone()));
         Ok(list)
     }
 
@@ -98,18 +96,28 @@ impl App {
             .remove(&tenant);
     }
 
+    /// Forgets every tenant's resource servers (see [`crate::registry`]).
+    pub(crate) fn forget_all_resources(&self) {
+        self.inner
+            .resources
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     pub async fn delete_resource(&self, ctx: &Ctx, identifier: &str) -> Result<()> {
         let mut tx = self.store().write().await?;
         if !resources::delete(&mut tx, ctx.tenant, identifier).await? {
             return Err(AppError::NotFound(format!("resource `{identifier}`")));
         }
-        self.forget_resources(ctx.tenant);
         tx.commit(AuditEvent::new(
             ctx,
             "resource.delete",
             Some(format!("resource:{identifier}")),
         ))
         .await?;
+        self.forget_resources(ctx.tenant);
         Ok(())
     }
 

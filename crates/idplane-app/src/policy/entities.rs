@@ -8,7 +8,6 @@
 //! [`DIRECTORY_POLL`] by one decision while the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression};
@@ -16,11 +15,11 @@ use idplane_core::directory::{Principal, PrincipalKind, name_key};
 use idplane_core::time::in_force;
 use idplane_core::{Ctx, PrincipalId, TenantId, Timestamp};
 use idplane_store::principals::{self, PrincipalFilter};
-use idplane_store::{Conn, Page, roles};
+use idplane_store::{Conn, Page, generations, roles};
 use jiff::SignedDuration;
 
-use super::claim::Claim;
 use super::directory_schema::DirectoryType;
+use crate::watch::GenerationWatch;
 use crate::{App, Result};
 
 /// How long a change made on another node may go unseen by decisions here.
@@ -95,67 +94,6 @@ impl ProjectionCache {
     }
 }
 
-/// The directory generation this node last read, and when.
-#[derive(Debug)]
-struct GenerationWatch {
-    /// Milliseconds since the epoch of the last read.
-    read_at: AtomicI64,
-    /// The generation then; `NONE` before the first read or after a
-    /// failed one.
-    seen: AtomicI64,
-    /// Held by the decision reading it now.
-    reading: AtomicBool,
-}
-
-impl GenerationWatch {
-    /// Generations are never negative.
-    const NONE: i64 = -1;
-
-    /// The right to read the generation, for the first caller once
-    /// [`DIRECTORY_POLL`] has passed since the last read.
-    fn claim(&self, now: Timestamp) -> Option<Poll<'_>> {
-        let now = now.as_millisecond();
-        let due = self.read_at.load(Ordering::Acquire) + DIRECTORY_POLL.as_millis() as i64;
-        if now < due {
-            return None;
-        }
-        let claim = Claim::take(&self.reading)?;
-        Some(Poll {
-            watch: self,
-            now,
-            _claim: claim,
-        })
-    }
-}
-
-impl Default for GenerationWatch {
-    fn default() -> Self {
-        Self {
-            read_at: AtomicI64::new(i64::MIN / 2),
-            seen: AtomicI64::new(Self::NONE),
-            reading: AtomicBool::new(false),
-        }
-    }
-}
-
-/// A claimed read of the generation.
-struct Poll<'a> {
-    watch: &'a GenerationWatch,
-    now: i64,
-    _claim: Claim<'a>,
-}
-
-impl Poll<'_> {
-    /// Records what the read found (`None`: it failed); true when the
-    /// cached projections may predate a change and must go.
-    fn saw(self, generation: Option<i64>) -> bool {
-        let now = generation.unwrap_or(GenerationWatch::NONE);
-        let before = self.watch.seen.swap(now, Ordering::AcqRel);
-        self.watch.read_at.store(self.now, Ordering::Release);
-        before == GenerationWatch::NONE || before != now
-    }
-}
-
 impl App {
     /// The projection of a directory entity named by `id` (its name, its
     /// principal id or its external id), or `None` if there is none.
@@ -181,17 +119,15 @@ impl App {
     /// node that cannot read it forgets them too: the next decisions read
     /// the directory (or fail), never trust what may have changed.
     async fn watch_directory(&self, ctx: &Ctx) {
-        let Some(poll) = self.inner.projections.watch.claim(ctx.now) else {
-            return;
-        };
         let read = async {
             let mut conn = self.store().read().await?;
-            principals::directory_generation(&mut conn).await
+            generations::directory(&mut conn).await
         };
-        let generation = read.await.map_err(|e| {
-            tracing::warn!(error = %e, "reading the directory generation failed");
-        });
-        if poll.saw(generation.ok()) {
+        let watch = &self.inner.projections.watch;
+        if watch
+            .moved(ctx.now, DIRECTORY_POLL, "directory", read)
+            .await
+        {
             self.inner.projections.clear();
         }
     }
@@ -401,47 +337,4 @@ fn entity(
 ) -> Result<Entity> {
     Entity::new(uid, attrs, parents)
         .map_err(|e| crate::AppError::Internal(format!("directory entity: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: i64) -> Timestamp {
-        Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
-    }
-
-    #[test]
-    fn one_caller_a_poll_reads_the_generation() {
-        let watch = GenerationWatch::default();
-        let poll = watch.claim(at(0)).expect("the first read is due at once");
-        assert!(
-            watch.claim(at(0)).is_none(),
-            "a second reader while one reads"
-        );
-        assert!(poll.saw(Some(7)), "the first read forgets what came before");
-        let poll_ms = DIRECTORY_POLL.as_millis() as i64;
-        assert!(watch.claim(at(poll_ms - 1)).is_none(), "not due yet");
-        let poll = watch.claim(at(poll_ms)).expect("due after a poll");
-        assert!(!poll.saw(Some(7)), "unchanged: the projections stay");
-        let poll = watch.claim(at(2 * poll_ms)).unwrap();
-        assert!(poll.saw(Some(8)), "moved: the projections go");
-    }
-
-    #[test]
-    fn a_failed_or_abandoned_read_trusts_nothing() {
-        let watch = GenerationWatch::default();
-        assert!(watch.claim(at(0)).unwrap().saw(Some(3)));
-        let poll_ms = DIRECTORY_POLL.as_millis() as i64;
-        // Cancelled mid-read (the request went away): the next caller reads.
-        drop(watch.claim(at(poll_ms)).unwrap());
-        let poll = watch
-            .claim(at(poll_ms))
-            .expect("an abandoned read is released");
-        // It fails: the projections go, and go again at the next read,
-        // even if the generation then reads as before.
-        assert!(poll.saw(None));
-        assert!(watch.claim(at(2 * poll_ms)).unwrap().saw(Some(3)));
-        assert!(!watch.claim(at(3 * poll_ms)).unwrap().saw(Some(3)));
-    }
 }

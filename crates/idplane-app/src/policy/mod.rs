@@ -8,7 +8,6 @@
 
 pub mod authzen;
 pub mod bundle;
-mod claim;
 pub mod decisions;
 pub mod directory_schema;
 pub mod doc;

@@ -17,9 +17,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::bundle::{PolicyBundle, compile};
-use super::claim::Claim;
 use super::engine::Engine;
 use super::tests;
+use crate::watch::Claim;
 use crate::{App, AppError, Result};
 
 /// How long another node's policy change may go unseen.

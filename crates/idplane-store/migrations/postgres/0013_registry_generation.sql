@@ -1,0 +1,37 @@
+-- A counter every change to the registrations the server caches in memory
+-- on its request paths moves, in the changing transaction itself: API
+-- tokens (the `pdp` tokens decisions are asked with), OAuth clients and
+-- resource servers. Another node polls it and drops those caches when it
+-- moved, so a revoked token or a rotated client secret stops working
+-- everywhere within a poll, not a cache lifetime. Triggers, so no write
+-- path can forget it.
+CREATE TABLE registry_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO registry_generation (id, generation) VALUES (1, 0);
+
+-- Deferred to the commit and run once per transaction, as the directory
+-- generation's trigger is (migration 0012), for the same reasons.
+CREATE FUNCTION move_registry_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('idplane.registry_moved', true) IS DISTINCT FROM 'yes' THEN
+        PERFORM set_config('idplane.registry_moved', 'yes', true);
+        UPDATE registry_generation SET generation = generation + 1;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DO $$
+DECLARE
+    registry_table TEXT;
+BEGIN
+    FOREACH registry_table IN ARRAY ARRAY['admin_tokens', 'oauth_clients', 'oauth_resources'] LOOP
+        EXECUTE format(
+            'CREATE CONSTRAINT TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
+            'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION move_registry_generation()',
+            registry_table || '_move_registry', registry_table);
+    END LOOP;
+END;
+$$;

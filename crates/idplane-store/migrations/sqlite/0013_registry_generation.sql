@@ -1,0 +1,33 @@
+-- A counter every change to the registrations the server caches in memory
+-- on its request paths moves, in the changing transaction itself: API
+-- tokens (the `pdp` tokens decisions are asked with), OAuth clients and
+-- resource servers. Another node polls it and drops those caches when it
+-- moved, so a revoked token or a rotated client secret stops working
+-- everywhere within a poll, not a cache lifetime. Triggers, so no write
+-- path can forget it.
+CREATE TABLE registry_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO registry_generation (id, generation) VALUES (1, 0);
+
+CREATE TRIGGER admin_tokens_insert_moves_registry AFTER INSERT ON admin_tokens
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER admin_tokens_update_moves_registry AFTER UPDATE ON admin_tokens
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER admin_tokens_delete_moves_registry AFTER DELETE ON admin_tokens
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+
+CREATE TRIGGER oauth_clients_insert_moves_registry AFTER INSERT ON oauth_clients
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER oauth_clients_update_moves_registry AFTER UPDATE ON oauth_clients
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER oauth_clients_delete_moves_registry AFTER DELETE ON oauth_clients
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+
+CREATE TRIGGER oauth_resources_insert_moves_registry AFTER INSERT ON oauth_resources
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER oauth_resources_update_moves_registry AFTER UPDATE ON oauth_resources
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER oauth_resources_delete_moves_registry AFTER DELETE ON oauth_resources
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
