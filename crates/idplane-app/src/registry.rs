@@ -1,9 +1,11 @@
 //! The registrations the request paths read from memory: API tokens (the
-//! `pdp` tokens decisions are asked with), OAuth clients and resource
-//! servers. A change on this node forgets what it touched at once; a
-//! change on another node moves the store's registry generation in its own
-//! transaction, which one request reads at most every [`REGISTRY_POLL`]
-//! while the others go on, and then this node forgets them all.
+//! `pdp` tokens decisions are asked with), OAuth clients, resource servers
+//! and signing keys. A change on this node forgets what it touched at once;
+//! a change on another node moves the store's registry generation in its
+//! own transaction, which one request (or the server's watch, every
+//! [`REGISTRY_POLL`], for a node no such request reaches) reads at most
+//! every [`REGISTRY_POLL`] while the others go on, and then this node
+//! forgets them all and reloads its signing keys.
 //!
 //! Each cache entry records the registry epoch in which its read began,
 //! and is served only in that epoch: a read that raced a change brings
@@ -45,8 +47,22 @@ impl App {
             .await
         {
             self.registry_changed();
+            // A key rotated elsewhere: sign with it and publish it here too.
+            // Until this succeeds, the keys loaded before still sign and
+            // verify, as they do on the node that rotated them.
+            if let Err(e) = self.reload_signing_keys().await {
+                tracing::warn!(error = %e, "reloading the signing keys failed");
+            }
         }
         registry.epoch.load(Ordering::Acquire)
+    }
+
+    /// Reads the registry generation if it is due: the server calls this
+    /// every [`REGISTRY_POLL`], so that a node whose requests never look at
+    /// the registry (one serving only its JWKS) still learns of keys
+    /// rotated on another node.
+    pub async fn watch_registry(&self) {
+        self.registry_epoch(self.clock().now()).await;
     }
 
     /// Starts a new epoch and forgets every cached registration.

@@ -1,5 +1,5 @@
 //! The registrations request paths read from memory (`pdp` tokens, OAuth
-//! clients, resource servers), changed on another node: each change
+//! clients, resource servers, signing keys), changed on another node: each change
 //! applies here once this node reads the registry generation again, within
 //! `REGISTRY_POLL`; until then the cache keeps answering without a round
 //! trip. Two nodes share one database and a manual clock.
@@ -13,6 +13,7 @@ mod support;
 
 use idplane_app::oidc::client_auth::ClientCredentials;
 use idplane_app::oidc::clients::CreateClient;
+use idplane_app::oidc::keys::SigningAlgorithm;
 use idplane_app::registry::REGISTRY_POLL;
 use idplane_app::tokens::{Caller, CreateToken};
 use idplane_app::{App, AppError};
@@ -152,4 +153,39 @@ async fn a_resource_server_removed_on_another_node_is_refused_within_a_poll() {
     let (other, other_ctx) = other_node(&h).await;
     other.delete_resource(&other_ctx, API).await.unwrap();
     within_a_poll(&h, named, async || !named().await).await;
+}
+
+#[tokio::test]
+async fn a_signing_key_rotated_on_another_node_signs_and_is_published_here_within_a_poll() {
+    let h = Harness::new().await;
+    let es256 = || {
+        h.app
+            .active_signing_key(SigningAlgorithm::Es256)
+            .unwrap()
+            .kid
+            .clone()
+    };
+    let published = |kid: &str| {
+        h.app.jwks(h.app.clock().now())["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid)
+    };
+    let before = es256();
+    h.app.watch_registry().await;
+
+    let (other, other_ctx) = other_node(&h).await;
+    let rotated = other
+        .rotate_signing_key(&other_ctx, SigningAlgorithm::Es256)
+        .await
+        .unwrap();
+    // The server's watch runs every poll; nothing else here reads the
+    // registry.
+    let watched = async || {
+        h.app.watch_registry().await;
+        es256() == rotated.kid && published(&rotated.kid)
+    };
+    within_a_poll(&h, async || !watched().await, watched).await;
+    assert!(published(&before), "the retired key left the JWKS early");
 }

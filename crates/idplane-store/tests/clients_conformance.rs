@@ -18,6 +18,7 @@ mod support;
 use idplane_core::directory::PrincipalKind;
 use idplane_core::{TenantId, TokenId};
 use idplane_store::clients::{self, StoredClient};
+use idplane_store::keys::{self, StoredKey};
 use idplane_store::resources::{self, StoredResource};
 use idplane_store::tokens::{self, StoredToken};
 use idplane_store::{Page, Store, StoreError, generations};
@@ -279,8 +280,8 @@ async fn clients_list_in_client_id_order_and_delete(store: Store, _db: &TestDb) 
     );
 }
 
-/// Tokens, clients and resource servers are what the request paths cache
-/// in memory; each change to them moves the registry generation in its own
+/// Tokens, clients, resource servers and signing keys are what the request
+/// paths cache in memory; each change to them moves the registry generation in its own
 /// transaction, and nothing else does.
 async fn every_registry_change_moves_its_generation_in_its_transaction(store: Store, _db: &TestDb) {
     async fn generation(store: &Store) -> i64 {
@@ -343,7 +344,21 @@ async fn every_registry_change_moves_its_generation_in_its_transaction(store: St
     let deleted = resources::delete(&mut tx, acme.id, "https://api.example.com");
     assert!(deleted.await.unwrap());
     commit(tx, acme.id, "resource.delete").await;
-    moved(&store, seen, "deleting a resource server").await;
+    let seen = moved(&store, seen, "deleting a resource server").await;
+
+    let key = StoredKey {
+        id: "k1".into(),
+        purpose: "token-signing".into(),
+        algorithm: "ES256".into(),
+        public_key: "{}".into(),
+        sealed_private_key: "sealed".into(),
+        created_at: t0(),
+        retired_at: None,
+    };
+    let mut tx = store.write().await.unwrap();
+    keys::insert(&mut tx, &key).await.unwrap();
+    commit(tx, acme.id, "key.create").await;
+    moved(&store, seen, "adding a signing key").await;
 
     // A write that does not commit moves nothing.
     let before = generation(&store).await;

@@ -14,8 +14,8 @@
 //! the JWKS is read, with the injected clock.
 //!
 //! The active keys (unsealed, ready to sign) and the published JWKs are kept
-//! in memory and reloaded from the store after a rotation on this node. A
-//! cluster needs the change feed to reload them on every node.
+//! in memory and reloaded from the store after a rotation on this node, and
+//! within [`crate::registry::REGISTRY_POLL`] of one on another node.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -531,7 +531,7 @@ impl App {
     }
 
     /// Rebuilds the in-memory keys from the store.
-    async fn reload_signing_keys(&self) -> Result<()> {
+    pub(crate) async fn reload_signing_keys(&self) -> Result<()> {
         let now = self.clock().now();
         let stored = {
             let mut conn = self.store().read().await?;

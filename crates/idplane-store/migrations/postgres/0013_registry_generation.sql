@@ -1,10 +1,11 @@
 -- A counter every change to the registrations the server caches in memory
 -- on its request paths moves, in the changing transaction itself: API
--- tokens (the `pdp` tokens decisions are asked with), OAuth clients and
--- resource servers. Another node polls it and drops those caches when it
--- moved, so a revoked token or a rotated client secret stops working
--- everywhere within a poll, not a cache lifetime. Triggers, so no write
--- path can forget it.
+-- tokens (the `pdp` tokens decisions are asked with), OAuth clients,
+-- resource servers and signing keys. Another node polls it and drops those
+-- caches (reloads its keys) when it moved, so a revoked token or a rotated
+-- client secret stops working everywhere within a poll, not a cache
+-- lifetime, and a key rotated on one node signs and is published on all.
+-- Triggers, so no write path can forget it.
 CREATE TABLE registry_generation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     generation BIGINT NOT NULL
@@ -27,7 +28,7 @@ DO $$
 DECLARE
     registry_table TEXT;
 BEGIN
-    FOREACH registry_table IN ARRAY ARRAY['admin_tokens', 'oauth_clients', 'oauth_resources'] LOOP
+    FOREACH registry_table IN ARRAY ARRAY['admin_tokens', 'oauth_clients', 'oauth_resources', 'signing_keys'] LOOP
         EXECUTE format(
             'CREATE CONSTRAINT TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
             'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION move_registry_generation()',

@@ -1,10 +1,11 @@
 -- A counter every change to the registrations the server caches in memory
 -- on its request paths moves, in the changing transaction itself: API
--- tokens (the `pdp` tokens decisions are asked with), OAuth clients and
--- resource servers. Another node polls it and drops those caches when it
--- moved, so a revoked token or a rotated client secret stops working
--- everywhere within a poll, not a cache lifetime. Triggers, so no write
--- path can forget it.
+-- tokens (the `pdp` tokens decisions are asked with), OAuth clients,
+-- resource servers and signing keys. Another node polls it and drops those
+-- caches (reloads its keys) when it moved, so a revoked token or a rotated
+-- client secret stops working everywhere within a poll, not a cache
+-- lifetime, and a key rotated on one node signs and is published on all.
+-- Triggers, so no write path can forget it.
 CREATE TABLE registry_generation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     generation BIGINT NOT NULL
@@ -30,4 +31,11 @@ BEGIN UPDATE registry_generation SET generation = generation + 1; END;
 CREATE TRIGGER oauth_resources_update_moves_registry AFTER UPDATE ON oauth_resources
 BEGIN UPDATE registry_generation SET generation = generation + 1; END;
 CREATE TRIGGER oauth_resources_delete_moves_registry AFTER DELETE ON oauth_resources
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+
+CREATE TRIGGER signing_keys_insert_moves_registry AFTER INSERT ON signing_keys
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER signing_keys_update_moves_registry AFTER UPDATE ON signing_keys
+BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+CREATE TRIGGER signing_keys_delete_moves_registry AFTER DELETE ON signing_keys
 BEGIN UPDATE registry_generation SET generation = generation + 1; END;
