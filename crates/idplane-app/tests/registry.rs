@@ -189,3 +189,48 @@ async fn a_signing_key_rotated_on_another_node_signs_and_is_published_here_withi
     within_a_poll(&h, async || !watched().await, watched).await;
     assert!(published(&before), "the retired key left the JWKS early");
 }
+
+#[tokio::test]
+async fn an_access_token_revoked_on_another_node_is_refused_here_within_a_poll() {
+    let h = Harness::new().await;
+    let ctx = h.ctx().await;
+    let service = CreateClient {
+        client_id: Some("svc".into()),
+        name: "Service".into(),
+        grant_types: Some(vec!["client_credentials".into()]),
+        ..CreateClient::default()
+    };
+    h.app.create_client(&ctx, service).await.unwrap();
+    let client = h
+        .app
+        .cached_client(ctx.tenant, "svc")
+        .await
+        .unwrap()
+        .unwrap();
+    let issued = h
+        .app
+        .client_credentials(&ctx, &client, None, &[], None)
+        .await
+        .unwrap();
+    let valid = async || {
+        h.app.watch_revocations().await;
+        h.app
+            .validate_access_token(ctx.tenant, &issued.access_token)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert!(valid().await);
+
+    let (other, other_ctx) = other_node(&h).await;
+    let there = other
+        .cached_client(other_ctx.tenant, "svc")
+        .await
+        .unwrap()
+        .unwrap();
+    other
+        .revoke_oauth_token(&other_ctx, &there, &issued.access_token)
+        .await
+        .unwrap();
+    within_a_poll(&h, valid, async || !valid().await).await;
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use idplane_app::keyring::Keyring;
+use idplane_app::oidc::tokens::REVOCATION_POLL;
 use idplane_app::registry::REGISTRY_POLL;
 use idplane_app::{App, AppSettings};
 use idplane_core::{Actor, SystemClock};
@@ -74,7 +75,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let checkpoints = tokio::spawn(sign_checkpoints(app.clone(), config.checkpoint_interval));
     let store_probe = tokio::spawn(probe_store(app.clone()));
     let housekeeper = tokio::spawn(housekeeping(app.clone(), config.signing_key_rotation));
-    let registry_watch = tokio::spawn(watch_registry(app.clone()));
+    let node_watch = tokio::spawn(watch_other_nodes(app.clone()));
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let job_runner = tokio::spawn(run_jobs(app.clone(), runner_id(), jobs_stopped));
     tracing::info!(
@@ -92,7 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     checkpoints.abort();
     store_probe.abort();
     housekeeper.abort();
-    registry_watch.abort();
+    node_watch.abort();
     // A run in progress finishes (its jobs commit or roll back whole); an
     // unfinished one is taken over by the next runner once its lease expires.
     let _ = stop_jobs.send(true);
@@ -168,14 +169,17 @@ async fn housekeeping(app: App, key_rotation: Option<SignedDuration>) {
     }
 }
 
-/// Keeps this node's registry caches and signing keys true to changes made
-/// on other nodes, whether or not requests poll them meanwhile.
-async fn watch_registry(app: App) {
-    let mut ticker = tokio::time::interval(REGISTRY_POLL.unsigned_abs());
+/// Keeps this node's registry caches, signing keys and revoked token ids
+/// true to changes made on other nodes, whether or not requests poll them
+/// meanwhile.
+async fn watch_other_nodes(app: App) {
+    let every = REGISTRY_POLL.min(REVOCATION_POLL).unsigned_abs();
+    let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         app.watch_registry().await;
+        app.watch_revocations().await;
     }
 }
 

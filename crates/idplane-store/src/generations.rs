@@ -26,6 +26,15 @@ pub async fn registry(conn: &mut impl Conn) -> Result<i64> {
     .await
 }
 
+/// Moved by every revoked access token id.
+pub async fn revocations(conn: &mut impl Conn) -> Result<i64> {
+    read(
+        conn,
+        "SELECT generation FROM revocation_generation WHERE id = 1",
+    )
+    .await
+}
+
 async fn read(conn: &mut impl Conn, sql: &'static str) -> Result<i64> {
     let row = sqlx::query(sql).fetch_one(conn.conn()).await?;
     Ok(row.try_get("generation")?)

@@ -18,6 +18,7 @@ mod support;
 use idplane_core::directory::PrincipalKind;
 use idplane_core::{TenantId, TokenId};
 use idplane_store::clients::{self, StoredClient};
+use idplane_store::grants;
 use idplane_store::keys::{self, StoredKey};
 use idplane_store::resources::{self, StoredResource};
 use idplane_store::tokens::{self, StoredToken};
@@ -358,7 +359,26 @@ async fn every_registry_change_moves_its_generation_in_its_transaction(store: St
     let mut tx = store.write().await.unwrap();
     keys::insert(&mut tx, &key).await.unwrap();
     commit(tx, acme.id, "key.create").await;
-    moved(&store, seen, "adding a signing key").await;
+    let seen = moved(&store, seen, "adding a signing key").await;
+
+    // A revoked access token id moves the revocations' own counter only.
+    let revocations = async || {
+        generations::revocations(&mut read(&store).await)
+            .await
+            .unwrap()
+    };
+    let before = revocations().await;
+    let mut tx = store.write().await.unwrap();
+    grants::revoke_jti(&mut tx, acme.id, "jti-1", at(600), t0())
+        .await
+        .unwrap();
+    commit(tx, acme.id, "oauth.revoke").await;
+    assert!(revocations().await > before, "a revocation did not move it");
+    assert_eq!(
+        generation(&store).await,
+        seen,
+        "a revocation moved the registry's"
+    );
 
     // A write that does not commit moves nothing.
     let before = generation(&store).await;

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::directory::Principal;
 use idplane_core::{Ctx, TenantId, Timestamp};
 use idplane_store::grants::{self, StoredAccessToken};
-use idplane_store::{Conn, WriteTx};
+use idplane_store::{Conn, WriteTx, generations};
 use jiff::SignedDuration;
 use jsonwebtoken::Validation;
 use serde_json::{Map, Value, json};
@@ -35,6 +35,8 @@ pub const REFRESH_PREFIX: &str = "idp_rt_";
 /// ID tokens live this long (they prove a sign-in; they are not used for
 /// access).
 pub const ID_TOKEN_LIFETIME: SignedDuration = SignedDuration::from_mins(10);
+/// How long an access token revoked on another node may still pass here.
+pub const REVOCATION_POLL: SignedDuration = SignedDuration::from_secs(1);
 
 /// A minted access token. An opaque one must still be stored, in the
 /// transaction that records its issuance ([`App::store_access_token`]).
@@ -86,8 +88,9 @@ impl ValidToken {
 }
 
 /// Revoked JWT ids and when they would have expired: JWTs cannot be
-/// recalled, so checks consult this list. Reloaded from the store by
-/// housekeeping, so revocations on other nodes arrive within a minute.
+/// recalled, so checks consult this list. Reloaded from the store when the
+/// store's revocation generation moved (see [`App::watch_revocations`]), so
+/// revocations on other nodes arrive within [`REVOCATION_POLL`].
 #[derive(Debug, Default)]
 pub(crate) struct RevokedJtis(RwLock<HashMap<String, Timestamp>>);
 
@@ -445,7 +448,26 @@ impl App {
         Ok(())
     }
 
-    /// Reloads the revoked token ids from the store (housekeeping).
+    /// Reloads the revoked token ids if another node may have revoked one
+    /// since the last reload: the server calls this every
+    /// [`REVOCATION_POLL`]. If the generation cannot be read, it reloads
+    /// anyway.
+    pub async fn watch_revocations(&self) {
+        let read = async {
+            let mut conn = self.store().read().await?;
+            generations::revocations(&mut conn).await
+        };
+        let watch = &self.inner.revocations;
+        if watch
+            .moved(self.clock().now(), REVOCATION_POLL, "revocation", read)
+            .await
+            && let Err(e) = self.reload_revoked_tokens().await
+        {
+            tracing::warn!(error = %e, "reloading the revoked token ids failed");
+        }
+    }
+
+    /// Reloads the revoked token ids from the store.
     pub async fn reload_revoked_tokens(&self) -> Result<()> {
         let mut conn = self.store().read().await?;
         let all = grants::revoked_jtis(&mut conn, self.clock().now()).await?;

@@ -13,12 +13,16 @@ CREATE TABLE registry_generation (
 INSERT INTO registry_generation (id, generation) VALUES (1, 0);
 
 -- Deferred to the commit and run once per transaction, as the directory
--- generation's trigger is (migration 0012), for the same reasons.
-CREATE FUNCTION move_registry_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+-- generation's trigger is (migration 0012), for the same reasons. One
+-- function for both counters of this migration: its argument names the
+-- counter's table.
+CREATE FUNCTION move_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    moved TEXT := 'idplane.moved_' || TG_ARGV[0];
 BEGIN
-    IF current_setting('idplane.registry_moved', true) IS DISTINCT FROM 'yes' THEN
-        PERFORM set_config('idplane.registry_moved', 'yes', true);
-        UPDATE registry_generation SET generation = generation + 1;
+    IF current_setting(moved, true) IS DISTINCT FROM 'yes' THEN
+        PERFORM set_config(moved, 'yes', true);
+        EXECUTE format('UPDATE %I SET generation = generation + 1', TG_ARGV[0]);
     END IF;
     RETURN NULL;
 END;
@@ -31,8 +35,21 @@ BEGIN
     FOREACH registry_table IN ARRAY ARRAY['admin_tokens', 'oauth_clients', 'oauth_resources', 'signing_keys'] LOOP
         EXECUTE format(
             'CREATE CONSTRAINT TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I '
-            'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION move_registry_generation()',
+            'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION move_generation(''registry_generation'')',
             registry_table || '_move_registry', registry_table);
     END LOOP;
 END;
 $$;
+
+-- Moved by every revoked access token id, so other nodes reload their
+-- in-memory list of revoked ids within a poll rather than at the next
+-- housekeeping. Its own counter: revocations are frequent, and must not
+-- empty the registry caches each time.
+CREATE TABLE revocation_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO revocation_generation (id, generation) VALUES (1, 0);
+
+CREATE CONSTRAINT TRIGGER oauth_revoked_jtis_move_revocations AFTER INSERT ON oauth_revoked_jtis
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION move_generation('revocation_generation');

@@ -39,3 +39,16 @@ CREATE TRIGGER signing_keys_update_moves_registry AFTER UPDATE ON signing_keys
 BEGIN UPDATE registry_generation SET generation = generation + 1; END;
 CREATE TRIGGER signing_keys_delete_moves_registry AFTER DELETE ON signing_keys
 BEGIN UPDATE registry_generation SET generation = generation + 1; END;
+
+-- Moved by every revoked access token id, so other nodes reload their
+-- in-memory list of revoked ids within a poll rather than at the next
+-- housekeeping. Its own counter: revocations are frequent, and must not
+-- empty the registry caches each time.
+CREATE TABLE revocation_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO revocation_generation (id, generation) VALUES (1, 0);
+
+CREATE TRIGGER oauth_revoked_jtis_insert_moves_revocations AFTER INSERT ON oauth_revoked_jtis
+BEGIN UPDATE revocation_generation SET generation = generation + 1; END;
