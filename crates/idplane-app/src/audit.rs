@@ -10,7 +10,7 @@ use idplane_core::audit::{AuditEvent, AuditRecord, ChainError, ChainVerifier, Ch
 use idplane_core::{Ctx, TenantId};
 use idplane_store::audit::AuditFilter;
 use idplane_store::keys::StoredKey;
-use idplane_store::{Store, keys};
+use idplane_store::{Store, StoreError, keys};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -277,13 +277,22 @@ impl App {
 
     /// Creates the checkpoint signing key on first start.
     pub(crate) async fn ensure_signing_key(&self) -> Result<()> {
-        let mut conn = self.store().read().await?;
-        if let Some(key) = keys::current(&mut conn, CHECKPOINT_KEY_PURPOSE).await? {
-            // Fail at start, not at the first checkpoint, if the root key is wrong.
-            self.keyring().open(&key.id, &key.sealed_private_key)?;
-            return Ok(());
+        loop {
+            let mut conn = self.store().read().await?;
+            if let Some(key) = keys::current(&mut conn, CHECKPOINT_KEY_PURPOSE).await? {
+                // Fail at start, not at the first checkpoint, if the root key is wrong.
+                self.keyring().open(&key.id, &key.sealed_private_key)?;
+                return Ok(());
+            }
+            drop(conn);
+            if self.create_checkpoint_key().await? {
+                return Ok(());
+            }
         }
-        drop(conn);
+    }
+
+    /// False when another node stored its key first (nothing written).
+    async fn create_checkpoint_key(&self) -> Result<bool> {
         let (id, public_key, pkcs8) = self.keyring().generate_ed25519()?;
         let key = StoredKey {
             sealed_private_key: self.keyring().seal(&id, &pkcs8)?,
@@ -300,13 +309,17 @@ impl App {
             Default::default(),
         );
         let mut tx = self.store().write().await?;
-        keys::insert(&mut tx, &key).await?;
+        match keys::insert(&mut tx, &key).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
         tx.commit(
             AuditEvent::new(&ctx, "key.create", Some(format!("key:{}", key.id)))
                 .with_details(json!({"purpose": key.purpose, "algorithm": key.algorithm})),
         )
         .await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -146,11 +146,11 @@ impl Harness {
         jsonwebtoken::decode::<Value>(token, &key, &validation).is_ok()
     }
 
-    /// `key.rotate` audit records: (actor, target, details).
-    async fn rotations(&self) -> Vec<(String, String, Value)> {
+    /// The audit records of `action`: (actor, target, details).
+    async fn audited(&self, action: &str) -> Vec<(String, String, Value)> {
         let ctx = self.ctx(Actor::Root).await;
         let filter = AuditFilter {
-            action: Some("key.rotate".into()),
+            action: Some(action.into()),
             limit: 1000,
             ..AuditFilter::default()
         };
@@ -229,6 +229,73 @@ on_both_stores! {
     keys_survive_a_restart_under_the_same_root_key_only
         => sqlite_keys_survive_a_restart_under_the_same_root_key_only,
            postgres_keys_survive_a_restart_under_the_same_root_key_only;
+}
+
+/// Two nodes of a new cluster starting at once both generate keys; the one
+/// that stores them second finds the other's and stores none of its own:
+/// one active key per algorithm (and one audit checkpoint key), created
+/// once, signing on both nodes.
+async fn nodes_starting_together_share_one_key_per_algorithm(db: Db) {
+    // The schema first: concurrent migrations are not what this races.
+    Store::open(&db.url, &db.options)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let clock = support::clock();
+    let root_key = random_bytes::<32>().unwrap();
+    let (first, second) = tokio::join!(
+        start(&db, clock.clone(), &root_key),
+        start(&db, clock.clone(), &root_key)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    for algorithm in SigningAlgorithm::ALL {
+        assert_eq!(
+            first.active_signing_key(algorithm).unwrap().kid,
+            second.active_signing_key(algorithm).unwrap().kid,
+            "{algorithm}"
+        );
+    }
+    let h = Harness {
+        app: first,
+        clock,
+        root_key,
+        db,
+    };
+    assert_eq!(h.keys().await.len(), 3);
+    assert_eq!(h.published().len(), 3);
+    // The audit log's checkpoint key raced the same way.
+    let mut purposes: Vec<_> = h
+        .audited("key.create")
+        .await
+        .into_iter()
+        .map(|(_, _, details)| details["purpose"].as_str().unwrap().to_owned())
+        .collect();
+    purposes.sort();
+    assert_eq!(
+        purposes,
+        [
+            "audit-checkpoint",
+            "oidc-signing",
+            "oidc-signing",
+            "oidc-signing"
+        ]
+    );
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_nodes_starting_together_share_one_key_per_algorithm() {
+    nodes_starting_together_share_one_key_per_algorithm(Db::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_together_share_one_key_per_algorithm() {
+    let Some(db) = Db::postgres() else {
+        eprintln!("skipped: IDPLANE_TEST_DATABASE_URL is not set");
+        return;
+    };
+    nodes_starting_together_share_one_key_per_algorithm(db).await;
 }
 
 #[test]
@@ -316,7 +383,7 @@ async fn a_rotated_key_stays_published_for_the_grace_period_only(h: Harness) {
         Some(new.kid.clone())
     );
     assert_eq!(
-        h.rotations().await,
+        h.audited("key.rotate").await,
         [(
             "root".to_owned(),
             format!("key:{}", new.kid),
@@ -397,7 +464,7 @@ async fn scheduled_rotation_replaces_only_keys_older_than_the_maximum_age(h: Har
         assert!(h.published().contains(kid));
     }
     let by_system: Vec<_> = h
-        .rotations()
+        .audited("key.rotate")
         .await
         .into_iter()
         .filter(|(actor, _, _)| actor == "system")

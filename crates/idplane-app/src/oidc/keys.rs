@@ -38,6 +38,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -498,36 +499,62 @@ impl App {
     /// Creates the missing active signing keys (first start) and loads the
     /// keys into memory, failing if they do not unseal.
     pub(crate) async fn ensure_token_signing_keys(&self) -> Result<()> {
+        while !self.create_missing_signing_keys().await? {}
+        self.reload_signing_keys().await
+    }
+
+    /// Generates the missing keys side by side (RSA dominates a first
+    /// start) and stores them in one transaction. False when another node
+    /// stored one first: nothing was written, and the caller looks again.
+    async fn create_missing_signing_keys(&self) -> Result<bool> {
+        let mut missing = Vec::new();
+        let mut conn = self.store().read().await?;
         for algorithm in SigningAlgorithm::ALL {
-            let mut conn = self.store().read().await?;
-            let exists = keys::active(&mut conn, SIGNING_KEY_PURPOSE, algorithm.as_str())
+            if keys::active(&mut conn, SIGNING_KEY_PURPOSE, algorithm.as_str())
                 .await?
-                .is_some();
-            drop(conn);
-            if exists {
-                continue;
+                .is_none()
+            {
+                missing.push(algorithm);
             }
-            let key = self.new_signing_key(algorithm, self.clock().now()).await?;
-            let ctx = self.ctx(
-                self.default_tenant_id().await?,
-                Actor::System,
-                Default::default(),
+        }
+        drop(conn);
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        let created_at = self.clock().now();
+        let generating: Vec<_> = missing
+            .iter()
+            .map(|&algorithm| (algorithm, spawn_generate(algorithm)))
+            .collect();
+        let mut created = Vec::new();
+        for (algorithm, generated) in generating {
+            created.push(
+                self.seal_signing_key(algorithm, created_at, generated)
+                    .await?,
             );
-            let mut tx = self.store().write().await?;
-            match keys::insert(&mut tx, &key).await {
+        }
+        let ctx = self.ctx(
+            self.default_tenant_id().await?,
+            Actor::System,
+            Default::default(),
+        );
+        let mut tx = self.store().write().await?;
+        let mut events = Vec::new();
+        for key in &created {
+            match keys::insert(&mut tx, key).await {
                 Ok(()) => {}
-                // Another node created it first.
-                Err(StoreError::Duplicate(_)) => continue,
+                // Dropping the transaction discards the others too.
+                Err(StoreError::Duplicate(_)) => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
-            tx.commit(
+            events.push(
                 AuditEvent::new(&ctx, "key.create", Some(format!("key:{}", key.id))).with_details(
-                    json!({"purpose": SIGNING_KEY_PURPOSE, "algorithm": algorithm.as_str()}),
+                    json!({"purpose": SIGNING_KEY_PURPOSE, "algorithm": key.algorithm}),
                 ),
-            )
-            .await?;
+            );
         }
-        self.reload_signing_keys().await
+        tx.commit_all(events).await?;
+        Ok(true)
     }
 
     /// Rebuilds the in-memory keys from the store.
@@ -566,8 +593,18 @@ impl App {
         algorithm: SigningAlgorithm,
         created_at: Timestamp,
     ) -> Result<StoredKey> {
-        // RSA key generation takes a while: keep it off the async workers.
-        let (kid, jwk, pkcs8) = tokio::task::spawn_blocking(move || generate(algorithm))
+        self.seal_signing_key(algorithm, created_at, spawn_generate(algorithm))
+            .await
+    }
+
+    /// Seals a key pair being generated (not yet stored).
+    async fn seal_signing_key(
+        &self,
+        algorithm: SigningAlgorithm,
+        created_at: Timestamp,
+        generating: JoinHandle<Result<NewKeyPair>>,
+    ) -> Result<StoredKey> {
+        let (kid, jwk, pkcs8) = generating
             .await
             .map_err(|e| AppError::Internal(format!("key generation failed: {e}")))??;
         Ok(StoredKey {
@@ -582,12 +619,20 @@ impl App {
     }
 }
 
+/// A new key pair: (kid, public JWK, PKCS#8 v1 private key).
+type NewKeyPair = (String, Value, Zeroizing<Vec<u8>>);
+
+/// Generates a key pair on the blocking pool: RSA takes a while, and must
+/// not hold up an async worker.
+fn spawn_generate(algorithm: SigningAlgorithm) -> JoinHandle<Result<NewKeyPair>> {
+    tokio::task::spawn_blocking(move || generate(algorithm))
+}
+
 fn internal(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> AppError + '_ {
     move |_| AppError::Internal(format!("{what} failed"))
 }
 
-/// A new key pair: (kid, public JWK, PKCS#8 v1 private key).
-fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value, Zeroizing<Vec<u8>>)> {
+fn generate(algorithm: SigningAlgorithm) -> Result<NewKeyPair> {
     let rng = SystemRandom::new();
     let pkcs8 = Zeroizing::new(match algorithm {
         SigningAlgorithm::Es256 => {
