@@ -1,6 +1,5 @@
 //! `idplane serve`: start-up, the background tasks, graceful shutdown.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,7 @@ use jiff::SignedDuration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 
-use crate::config::{LogFormat, ServeArgs, ServeConfig};
+use crate::config::{ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
 
 /// How often the due jobs (end dates, reminders, start dates) are run; also
@@ -33,7 +32,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ServeConfig::resolve(args)?;
-    init_tracing(config.log_format);
+    crate::logging::init(config.log_format);
     let metrics = PrometheusBuilder::new()
         .set_buckets(LATENCY_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("seconds".into()), LATENCY_BUCKETS))
@@ -256,24 +255,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IDPLANE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().with_current_span(true).try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

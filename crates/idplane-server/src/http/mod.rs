@@ -31,24 +31,36 @@ use self::problem::Problem;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach. Extractors clone it several times per
+/// request, so a clone is one reference count.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
     pub app: App,
     /// The dev-mode root token, if any.
-    pub root_token: Option<Arc<str>>,
+    pub root_token: Option<String>,
     pub metrics: Option<PrometheusHandle>,
-    tenant_ids: Arc<RwLock<HashMap<String, TenantId>>>,
+    tenant_ids: RwLock<HashMap<String, TenantId>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
     pub fn new(app: App, root_token: Option<String>, metrics: Option<PrometheusHandle>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             app,
-            root_token: root_token.map(Arc::from),
+            root_token,
             metrics,
-            tenant_ids: Arc::default(),
-        }
+            tenant_ids: RwLock::default(),
+        }))
     }
 
     /// The id of the tenant called `name`, cached: tenant ids never change.
