@@ -208,26 +208,31 @@ fn targets(out: &mut String, r: &Results) {
             );
         }
     }
-    for (name, label, floor) in [
-        ("introspection", "introspection ≥ 25,000/s", 25_000.0),
-        (
-            "evaluation",
-            "AuthZEN evaluation ≥ 30,000/s (random mix: mostly denies, each logged)",
-            30_000.0,
-        ),
-        (
-            "evaluation-allow",
-            "AuthZEN evaluation ≥ 30,000/s (mostly allows)",
-            30_000.0,
-        ),
+    if let Some(s) = best("introspection") {
+        let _ = writeln!(
+            out,
+            "| introspection ≥ 25,000/s | {}/s at c = {} | {} |",
+            thousands(s.per_second),
+            s.concurrency,
+            verdict(s.per_second >= 25_000.0)
+        );
+    }
+    // The issue measures decisions with 64 connections and sets rate and
+    // tail together: one sample must meet both.
+    for (name, mix) in [
+        ("evaluation", "random mix: mostly denies, each logged"),
+        ("evaluation-allow", "mostly allows"),
     ] {
-        if let Some(s) = best(name) {
+        let at_64 = r
+            .scenario(name)
+            .and_then(|samples| samples.iter().find(|s| s.concurrency == 64));
+        if let Some(s) = at_64 {
             let _ = writeln!(
                 out,
-                "| {label} | {}/s at c = {} | {} |",
+                "| AuthZEN evaluation ≥ 30,000/s with p99 ≤ 5 ms at c = 64 ({mix}) | {}/s, p99 {:.1} ms | {} |",
                 thousands(s.per_second),
-                s.concurrency,
-                verdict(s.per_second >= floor)
+                ms(s.p99),
+                verdict(s.per_second >= 30_000.0 && s.p99.as_secs_f64() <= 0.005)
             );
         }
     }
