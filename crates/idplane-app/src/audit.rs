@@ -158,11 +158,7 @@ async fn run_writer(
         }
         let n = events.len();
         if n > 0 {
-            let result = match store.write().await {
-                Ok(tx) => tx.commit_all(events).await,
-                Err(e) => Err(e),
-            };
-            match result {
+            match store.append_events(events).await {
                 Ok(records) => {
                     for (ack, record) in acks.into_iter().zip(records) {
                         if let Some(ack) = ack {

@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::codec::{Sql, enum_col, id, insert_rows, millis, time, to_json};
-use crate::{Conn, Result, Store, StoreError, WriteTx};
+use crate::{Conn, Result, Store, StoreError};
 
 macro_rules! columns {
     () => {
@@ -19,13 +19,20 @@ macro_rules! columns {
     };
 }
 
+/// Where events are appended: a connection inside a transaction, and the
+/// chain heads that transaction has already moved (SQLite's group
+/// transaction moves them for several changes before it writes them).
+pub(crate) trait Chain: Conn {
+    fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead>;
+}
+
 /// Appends events to their tenants' chains inside `tx`, in the order given
 /// per tenant, and returns the records with the heads they moved (for the
 /// caller to write at commit). Heads are locked (PostgreSQL) or serialised
 /// by the single writer (SQLite), in tenant-id order so concurrent appenders
 /// cannot deadlock.
 pub(crate) async fn append(
-    tx: &mut WriteTx,
+    tx: &mut impl Chain,
     events: Vec<AuditEvent>,
 ) -> Result<(Vec<AuditRecord>, Vec<(TenantId, ChainHead)>)> {
     let mut by_tenant: BTreeMap<TenantId, Vec<AuditEvent>> = BTreeMap::new();
@@ -62,7 +69,7 @@ pub(crate) async fn write_head(
     Ok(())
 }
 
-async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
+async fn lock_head(tx: &mut impl Conn, tenant: TenantId) -> Result<ChainHead> {
     // One statement creates the head if needed and returns it; on
     // PostgreSQL the DO UPDATE takes the row lock that serialises appenders
     // until commit (SQLite's single writer serialises them anyway).
@@ -80,7 +87,7 @@ async fn lock_head(tx: &mut WriteTx, tenant: TenantId) -> Result<ChainHead> {
     })
 }
 
-async fn insert_records(tx: &mut WriteTx, records: &[AuditRecord]) -> Result<()> {
+async fn insert_records(tx: &mut impl Conn, records: &[AuditRecord]) -> Result<()> {
     insert_rows(
         tx,
         concat!("INSERT INTO audit_events (", columns!(), ") VALUES"),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idplane_core::TenantId;
-use idplane_core::audit::ChainHead;
+use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 
@@ -72,9 +72,8 @@ impl GroupState {
             .expect("a group unit always has an open transaction")
     }
 
-    /// Ends an abandoned unit, opens the transaction if none is open and
-    /// starts a unit's savepoint.
-    async fn open_unit(&mut self) -> Result<()> {
+    /// Ends an abandoned unit and opens the transaction if none is open.
+    async fn open_transaction(&mut self) -> Result<()> {
         if let Some(tx) = &mut self.tx
             && std::mem::take(&mut self.abandoned)
         {
@@ -83,6 +82,12 @@ impl GroupState {
         if self.tx.is_none() {
             self.tx = Some(self.writer.begin().await?);
         }
+        Ok(())
+    }
+
+    /// Opens the transaction if needed and starts a unit's savepoint.
+    async fn open_unit(&mut self) -> Result<()> {
+        self.open_transaction().await?;
         let start = if std::mem::take(&mut self.unreleased) {
             "RELEASE SAVEPOINT unit; SAVEPOINT unit"
         } else {
@@ -130,12 +135,17 @@ impl Group {
         Ok(group)
     }
 
+    /// Waits for the writer's turn.
+    async fn turn(&self) -> Result<OwnedMutexGuard<GroupState>> {
+        tokio::time::timeout(TURN_TIMEOUT, self.state.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+
     /// Waits for the writer, opens the group transaction if none is open,
     /// and starts a unit in a savepoint.
     pub(crate) async fn unit(&self) -> Result<Unit> {
-        let mut guard = tokio::time::timeout(TURN_TIMEOUT, self.state.clone().lock_owned())
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+        let mut guard = self.turn().await?;
         if let Err(e) = guard.open_unit().await {
             // Whatever is open is left for the committer to end.
             drop(guard);
@@ -149,10 +159,42 @@ impl Group {
         })
     }
 
+    /// Appends events that belong to no change and commits the group with
+    /// them at once, on the caller's task. A writer with a thread of its
+    /// own (the audit log's) so waits only for the statements and the
+    /// fsync: no savepoint, and no hand-off to the committer's thread and
+    /// back, each of which costs a wake-up on a busy machine.
+    pub(crate) async fn append_and_commit(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut state = self.turn().await?;
+        let appended = async {
+            state.open_transaction().await?;
+            let (records, heads) = crate::audit::append(&mut *state, events).await?;
+            state.heads.extend(heads);
+            Ok::<_, StoreError>(records)
+        }
+        .await;
+        match appended {
+            Ok(records) => commit_group(&mut state)
+                .await
+                .map(|()| records)
+                .map_err(StoreError::GroupCommit),
+            Err(e) => {
+                // Outside a savepoint, a failed statement may have left part
+                // of its rows: the whole group goes, so nothing is half
+                // written.
+                abort_group(&mut state, &e).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Commits whatever is open; for shutdown.
     pub(crate) async fn flush(&self) {
         let mut state = self.state.lock().await;
-        commit_group(&mut state).await;
+        let _ = commit_group(&mut state).await;
     }
 }
 
@@ -205,13 +247,15 @@ async fn committer(state: std::sync::Weak<Mutex<GroupState>>, kick: Arc<Notify>)
         kick.notified().await;
         let Some(state) = state.upgrade() else { return };
         let mut guard = state.lock().await;
-        commit_group(&mut guard).await;
+        // Its units hear the outcome.
+        let _ = commit_group(&mut guard).await;
     }
 }
 
-async fn commit_group(state: &mut GroupState) {
+/// Commits the open group, if any, and tells its units the outcome.
+async fn commit_group(state: &mut GroupState) -> Result<(), String> {
     let Some(mut tx) = state.tx.take() else {
-        return;
+        return Ok(());
     };
     let heads = std::mem::take(&mut state.heads);
     let abandoned = std::mem::take(&mut state.abandoned);
@@ -234,5 +278,37 @@ async fn commit_group(state: &mut GroupState) {
     for waiter in state.waiters.drain(..) {
         // A unit whose request went away no longer listens.
         let _ = waiter.send(outcome.clone());
+    }
+    outcome
+}
+
+/// Rolls the open group back, failing every unit in it.
+async fn abort_group(state: &mut GroupState, error: &StoreError) {
+    if let Some(tx) = state.tx.take()
+        && let Err(e) = tx.rollback().await
+    {
+        tracing::error!(error = %e, "group rollback failed");
+    }
+    state.heads.clear();
+    state.abandoned = false;
+    state.unreleased = false;
+    tracing::error!(error = %error, units = state.waiters.len(), "group aborted");
+    for waiter in state.waiters.drain(..) {
+        let _ = waiter.send(Err(format!("the group was rolled back: {error}")));
+    }
+}
+
+impl crate::Conn for GroupState {
+    fn conn(&mut self) -> &mut AnyConnection {
+        GroupState::conn(self)
+    }
+    fn backend(&self) -> crate::Backend {
+        crate::Backend::Sqlite
+    }
+}
+
+impl crate::audit::Chain for GroupState {
+    fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead> {
+        self.heads.get(&tenant).cloned()
     }
 }

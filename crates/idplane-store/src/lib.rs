@@ -236,6 +236,16 @@ impl Store {
         })
     }
 
+    /// Appends events that describe no change of state (a token issued, a
+    /// failed sign-in) and returns once they are durable. On SQLite they
+    /// join the open group transaction and commit it at once.
+    pub async fn append_events(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>> {
+        match &self.group {
+            Some(group) => group.append_and_commit(events).await,
+            None => self.write().await?.commit_all(events).await,
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         let mut conn = self.reader.acquire().await?;
@@ -375,7 +385,9 @@ impl WriteTx {
         }
         Ok(records)
     }
+}
 
+impl audit::Chain for WriteTx {
     /// The chain head of `tenant` as this group transaction has moved it,
     /// if it has.
     fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead> {

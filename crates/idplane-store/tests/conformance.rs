@@ -99,6 +99,12 @@ conformance! {
     concurrent_writers_commit_alone_whatever_their_neighbours_do
         => sqlite_concurrent_writers_commit_alone_whatever_their_neighbours_do,
            postgres_concurrent_writers_commit_alone_whatever_their_neighbours_do;
+    appended_events_commit_beside_concurrent_changes
+        => sqlite_appended_events_commit_beside_concurrent_changes,
+           postgres_appended_events_commit_beside_concurrent_changes;
+    a_failed_append_leaves_nothing_of_its_events
+        => sqlite_a_failed_append_leaves_nothing_of_its_events,
+           postgres_a_failed_append_leaves_nothing_of_its_events;
     tampering_with_a_stored_record_fails_verification
         => sqlite_tampering_with_a_stored_record_fails_verification,
            postgres_tampering_with_a_stored_record_fails_verification;
@@ -2529,6 +2535,99 @@ async fn concurrent_writers_commit_alone_whatever_their_neighbours_do(store: Sto
     assert!(committed.len() > 50, "{}", committed.len());
     let records = all_records(&store, acme.id).await;
     assert_eq!(records.len(), committed.len() + 1);
+    verify(&records);
+}
+
+async fn appended_events_commit_beside_concurrent_changes(store: Store, _db: &TestDb) {
+    let acme = create_tenant(&store, "acme").await;
+    // Changes and event-only appends at once: on SQLite the appends join
+    // and commit the group transaction the changes are waiting in.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    let name = format!("user-{i}");
+                    let mut tx = store.write().await.unwrap();
+                    principals::insert(
+                        &mut tx,
+                        &principal(acme.id, PrincipalKind::User, &name),
+                        &name,
+                    )
+                    .await
+                    .unwrap();
+                    vec![commit(tx, acme.id, "user.create").await]
+                } else {
+                    let events = (0..=i % 3)
+                        .map(|j| event(acme.id, "token.issue", Some(format!("token:{i}-{j}"))))
+                        .collect();
+                    store.append_events(events).await.unwrap()
+                }
+            })
+        })
+        .collect();
+    let mut returned = Vec::new();
+    for task in tasks {
+        returned.extend(task.await.unwrap());
+    }
+    let records = all_records(&store, acme.id).await;
+    verify(&records);
+    // Every record a caller was given is the one stored under its seq.
+    assert_eq!(records.len(), returned.len() + 1);
+    for record in &returned {
+        let stored = records.iter().find(|r| r.seq == record.seq).unwrap();
+        assert_eq!(stored.hash, record.hash);
+        assert_eq!(stored.event.id, record.event.id);
+    }
+    let users = principals::list(
+        &mut read(&store).await,
+        acme.id,
+        &PrincipalFilter::default(),
+        &page(None, 500),
+    )
+    .await
+    .unwrap();
+    assert_eq!(users.items.len(), 32);
+}
+
+async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb) {
+    let acme = TenantId::generate();
+    let first = store
+        .append_events(vec![event(acme, "tenant.create", None)])
+        .await
+        .unwrap();
+    assert_eq!(first.first().map(|r| r.seq), Some(1));
+    // A row in the way of the 600th event: the first multi-row INSERT of
+    // the next append succeeds, the second fails.
+    let mut raw = db.raw().await;
+    sqlx::query(
+        "INSERT INTO audit_events (tenant_id, seq, id, time, actor, action, outcome, details, \
+         prev_hash, hash) VALUES ($1, 600, $2, 0, 'root', 'planted', 'success', '{}', 'x', 'y')",
+    )
+    .bind(acme.to_string())
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let events: Vec<_> = (0..700)
+        .map(|i| event(acme, "token.issue", Some(format!("token:{i}"))))
+        .collect();
+    assert!(store.append_events(events).await.is_err());
+
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND action = 'planted'")
+        .bind(acme.to_string())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    // Nothing of the failed append is left, and the chain goes on from
+    // where it was.
+    let next = store
+        .append_events(vec![event(acme, "token.issue", None)])
+        .await
+        .unwrap();
+    assert_eq!(next.first().map(|r| r.seq), Some(2));
+    let records = all_records(&store, acme).await;
+    assert_eq!(records.len(), 2);
     verify(&records);
 }
 
