@@ -1,6 +1,6 @@
 //! The audit log: appending to per-tenant hash chains, querying, checkpoints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 
 use idplane_core::audit::{
     AuditEvent, AuditRecord, ChainHead, Checkpoint, DECISION_ACTION, GENESIS_HASH, Outcome,
@@ -9,13 +9,19 @@ use idplane_core::{TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::codec::{Sql, enum_col, id, insert_rows, millis, time, to_json};
-use crate::{Conn, Result, Store, StoreError};
+use crate::codec::{Sql, Values, enum_col, id, insert_rows, millis, push_rows, time, to_json};
+use crate::{Backend, Conn, Result, Store, StoreError};
 
 macro_rules! columns {
     () => {
         "tenant_id, seq, id, time, actor, on_behalf_of, action, target, outcome, source_ip, \
          user_agent, request_id, details, prev_hash, hash"
+    };
+}
+
+macro_rules! insert_head {
+    () => {
+        concat!("INSERT INTO audit_events (", columns!(), ") VALUES")
     };
 }
 
@@ -26,32 +32,84 @@ pub(crate) trait Chain: Conn {
     fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead>;
 }
 
-/// Appends events to their tenants' chains inside `tx`, in the order given
-/// per tenant, and returns the records with the heads they moved (for the
-/// caller to write at commit). Heads are locked (PostgreSQL) or serialised
-/// by the single writer (SQLite), in tenant-id order so concurrent appenders
-/// cannot deadlock.
+/// Appends events to their tenants' chains inside `tx`, in the order given,
+/// and returns the records (in that order) with the heads they moved (for
+/// the caller to write at commit). Heads are locked (PostgreSQL) or
+/// serialised by the single writer (SQLite), in tenant-id order so
+/// concurrent appenders cannot deadlock.
 pub(crate) async fn append(
     tx: &mut impl Chain,
     events: Vec<AuditEvent>,
-) -> Result<(Vec<AuditRecord>, Vec<(TenantId, ChainHead)>)> {
-    let mut by_tenant: BTreeMap<TenantId, Vec<AuditEvent>> = BTreeMap::new();
-    for event in events {
-        by_tenant.entry(event.tenant_id).or_default().push(event);
-    }
-    let mut records = Vec::new();
-    let mut heads = Vec::with_capacity(by_tenant.len());
-    for (tenant, events) in by_tenant {
-        let mut head = match tx.moved_head(tenant) {
+) -> Result<(Vec<AuditRecord>, Heads)> {
+    let tenants: BTreeSet<TenantId> = events.iter().map(|e| e.tenant_id).collect();
+    let mut heads = Heads::with_capacity(tenants.len());
+    for tenant in tenants {
+        let head = match tx.moved_head(tenant) {
             Some(head) => head,
             None => lock_head(tx, tenant).await?,
         };
-        let start = records.len();
-        records.extend(events.into_iter().map(|e| head.append(e)));
-        insert_records(tx, records.get(start..).unwrap_or_default()).await?;
-        heads.push((tenant, head));
+        heads.insert(tenant, head);
     }
+    let records = chain(&mut heads, events)
+        .map_err(|_| StoreError::Corrupt("an audit chain head was not locked".into()))?;
+    insert_records(tx, &records).await?;
     Ok((records, heads))
+}
+
+/// Chain heads by tenant.
+pub(crate) type Heads = HashMap<TenantId, ChainHead>;
+
+/// Chains `events`, in the order given, onto `heads`; gives them back
+/// unchained unless `heads` holds the head of every tenant they name.
+pub(crate) fn chain(
+    heads: &mut Heads,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditRecord>, Vec<AuditEvent>> {
+    if !events.iter().all(|e| heads.contains_key(&e.tenant_id)) {
+        return Err(events);
+    }
+    // Every event finds its head: checked above.
+    Ok(events
+        .into_iter()
+        .filter_map(|e| heads.get_mut(&e.tenant_id).map(|head| head.append(e)))
+        .collect())
+}
+
+/// One transaction, as one run of statements, that appends `records` and
+/// moves each head from where `from` says it is to where `to` says: SQLite
+/// runs it in a single hand-off to its worker thread (its anonymous
+/// parameters number on across statements). At most
+/// [`ROWS_PER_STATEMENT`](crate::codec::ROWS_PER_STATEMENT) records. A head
+/// that is not where `from` says fails the transaction.
+pub(crate) fn append_transaction(records: &[AuditRecord], from: &Heads, to: &Heads) -> Result<Sql> {
+    let mut sql = Sql::new(
+        Backend::Sqlite,
+        concat!("BEGIN IMMEDIATE; ", insert_head!()),
+    );
+    push_rows(&mut sql, records, bind_record)?;
+    for (tenant, head) in to {
+        let Some(old) = from.get(tenant) else {
+            return Err(StoreError::Corrupt(format!("no head to move for {tenant}")));
+        };
+        let tenant = tenant.to_string();
+        sql.push("; UPDATE audit_heads SET seq = ")
+            .bind(head.seq)
+            .push(", hash = ")
+            .bind(head.hash.clone())
+            .push(" WHERE tenant_id = ")
+            .bind(tenant.clone())
+            .push(" AND seq = ")
+            .bind(old.seq)
+            .push(" AND hash = ")
+            .bind(old.hash.clone())
+            // The head was elsewhere when that UPDATE changed no row: a
+            // NOT NULL violation stops the run there, before COMMIT.
+            .push("; INSERT INTO audit_heads (tenant_id, seq, hash) SELECT ")
+            .bind(tenant)
+            .push(", NULL, NULL WHERE changes() = 0");
+    }
+    sql.push("; COMMIT");
+    Ok(sql)
 }
 
 /// Moves a tenant's chain head to `head`.
@@ -88,32 +146,27 @@ async fn lock_head(tx: &mut impl Conn, tenant: TenantId) -> Result<ChainHead> {
 }
 
 async fn insert_records(tx: &mut impl Conn, records: &[AuditRecord]) -> Result<()> {
-    insert_rows(
-        tx,
-        concat!("INSERT INTO audit_events (", columns!(), ") VALUES"),
-        "",
-        records,
-        |v, r| {
-            let e = &r.event;
-            v.bind(e.tenant_id.to_string())
-                .bind(r.seq)
-                .bind(e.id.to_string())
-                .bind(millis(e.time))
-                .bind(e.actor.clone())
-                .bind(e.on_behalf_of.clone())
-                .bind(e.action.clone())
-                .bind(e.target.clone())
-                .bind(e.outcome.as_str())
-                .bind(e.source_ip.clone())
-                .bind(e.user_agent.clone())
-                .bind(e.request_id.clone())
-                .bind(to_json(&e.details)?)
-                .bind(r.prev_hash.clone())
-                .bind(r.hash.clone());
-            Ok(())
-        },
-    )
-    .await?;
+    insert_rows(tx, insert_head!(), "", records, bind_record).await?;
+    Ok(())
+}
+
+fn bind_record(v: &mut Values<'_>, r: &AuditRecord) -> Result<()> {
+    let e = &r.event;
+    v.bind(e.tenant_id.to_string())
+        .bind(r.seq)
+        .bind(e.id.to_string())
+        .bind(millis(e.time))
+        .bind(e.actor.clone())
+        .bind(e.on_behalf_of.clone())
+        .bind(e.action.clone())
+        .bind(e.target.clone())
+        .bind(e.outcome.as_str())
+        .bind(e.source_ip.clone())
+        .bind(e.user_agent.clone())
+        .bind(e.request_id.clone())
+        .bind(to_json(&e.details)?)
+        .bind(r.prev_hash.clone())
+        .bind(r.hash.clone());
     Ok(())
 }
 

@@ -185,25 +185,37 @@ pub(crate) async fn insert_rows<T>(
     rows: &[T],
     mut row: impl FnMut(&mut Values<'_>, &T) -> Result<()>,
 ) -> Result<u64> {
-    /// Rows per statement: a few dozen binds each stays far below both
-    /// backends' bind-parameter limits (32,766 and 65,535).
-    const ROWS_PER_STATEMENT: usize = 500;
     let mut inserted = 0;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(conn.backend(), head);
-        for (i, item) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { " (" } else { ", (" });
-            row(
-                &mut Values {
-                    sql: &mut sql,
-                    first: true,
-                },
-                item,
-            )?;
-            sql.push(")");
-        }
+        push_rows(&mut sql, chunk, &mut row)?;
         sql.push(tail);
         inserted += sql.query()?.execute(conn.conn()).await?.rows_affected();
     }
     Ok(inserted)
+}
+
+/// Rows per multi-row `INSERT`: a few dozen binds each stays far below both
+/// backends' bind-parameter limits (32,766 and 65,535).
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// Appends ` (…), (…)`, one group of values per row, to a multi-row
+/// `INSERT`; `row` binds one row.
+pub(crate) fn push_rows<T>(
+    sql: &mut Sql,
+    rows: &[T],
+    mut row: impl FnMut(&mut Values<'_>, &T) -> Result<()>,
+) -> Result<()> {
+    for (i, item) in rows.iter().enumerate() {
+        sql.push(if i == 0 { " (" } else { ", (" });
+        row(
+            &mut Values {
+                sql: &mut *sql,
+                first: true,
+            },
+            item,
+        )?;
+        sql.push(")");
+    }
+    Ok(())
 }

@@ -14,7 +14,6 @@
 //! returns only once the group's COMMIT is durable, with its outcome: if the
 //! group's commit fails, every unit in it fails, and none of it was written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,8 @@ use idplane_core::audit::{AuditEvent, AuditRecord, ChainHead};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 
+use crate::audit::Heads;
+use crate::codec::ROWS_PER_STATEMENT;
 use crate::{Result, StoreError};
 
 /// How long a unit waits for its turn before giving up, like a pool
@@ -44,7 +45,10 @@ pub(crate) struct GroupState {
     /// worker thread, so this saves one per change.
     unreleased: bool,
     /// Audit chain heads as this group has moved them, written at commit.
-    pub(crate) heads: HashMap<TenantId, ChainHead>,
+    pub(crate) heads: Heads,
+    /// The heads as the last commit left them, for appends that need no
+    /// read of them (see [`GroupState::commit_alone`]).
+    known: Heads,
     /// Units that committed their savepoint, waiting for the group commit.
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// Wakes the committer when the state goes away, so its thread ends.
@@ -85,6 +89,51 @@ impl GroupState {
         Ok(())
     }
 
+    /// Appends `events` and commits them in one hand-off to SQLite's worker
+    /// thread, from BEGIN to COMMIT, when every tenant's head is known from
+    /// the last commit: the way the audit log's writer appends when no
+    /// change is waiting. Gives the events back for the general path when
+    /// it cannot, or when the statements fail (a head another process moved
+    /// is not where this writer left it).
+    async fn commit_alone(
+        &mut self,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, Vec<AuditEvent>> {
+        if events.len() > ROWS_PER_STATEMENT {
+            return Err(events);
+        }
+        let from: Heads = events
+            .iter()
+            .filter_map(|e| self.known.get_key_value(&e.tenant_id))
+            .map(|(tenant, head)| (*tenant, head.clone()))
+            .collect();
+        let mut heads = from.clone();
+        let records = crate::audit::chain(&mut heads, events)?;
+        let outcome = async {
+            let statements = crate::audit::append_transaction(&records, &from, &heads)?.query()?;
+            let mut conn = self.writer.acquire().await?;
+            if let Err(e) = statements.execute(&mut *conn).await {
+                // Closing the connection rolls back whatever the statements
+                // left open; the pool opens a new one.
+                let _ = conn.close().await;
+                return Err(StoreError::from(e));
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                self.known.extend(heads);
+                Ok(records)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit append failed; retrying with the heads read afresh");
+                self.known.clear();
+                Err(records.into_iter().map(|r| r.event).collect())
+            }
+        }
+    }
+
     /// Opens the transaction if needed and starts a unit's savepoint.
     async fn open_unit(&mut self) -> Result<()> {
         self.open_transaction().await?;
@@ -122,7 +171,8 @@ impl Group {
                 tx: None,
                 abandoned: false,
                 unreleased: false,
-                heads: HashMap::new(),
+                heads: Heads::new(),
+                known: Heads::new(),
                 waiters: Vec::new(),
                 _stop: StopCommitter(kick.clone()),
             })),
@@ -169,6 +219,14 @@ impl Group {
         events: Vec<AuditEvent>,
     ) -> Result<Vec<AuditRecord>> {
         let mut state = self.turn().await?;
+        let events = if state.tx.is_none() {
+            match state.commit_alone(events).await {
+                Ok(records) => return Ok(records),
+                Err(events) => events,
+            }
+        } else {
+            events
+        };
         let appended = async {
             state.open_transaction().await?;
             let (records, heads) = crate::audit::append(&mut *state, events).await?;
@@ -213,7 +271,7 @@ impl Unit {
     /// Ends the unit with `heads` as the chain heads it moved (its
     /// savepoint is released with the next unit's start or the group's
     /// COMMIT), gives up the turn and waits for the group commit.
-    pub(crate) async fn commit(mut self, heads: Vec<(TenantId, ChainHead)>) -> Result<()> {
+    pub(crate) async fn commit(mut self, heads: Heads) -> Result<()> {
         self.committed = true;
         self.guard.unreleased = true;
         self.guard.heads.extend(heads);
@@ -275,6 +333,11 @@ async fn commit_group(state: &mut GroupState) -> Result<(), String> {
         tracing::error!(error = %e, units = state.waiters.len(), "group commit failed");
         e.to_string()
     });
+    if outcome.is_ok() {
+        state.known.extend(heads);
+    } else {
+        state.known.clear();
+    }
     for waiter in state.waiters.drain(..) {
         // A unit whose request went away no longer listens.
         let _ = waiter.send(outcome.clone());
@@ -290,6 +353,7 @@ async fn abort_group(state: &mut GroupState, error: &StoreError) {
         tracing::error!(error = %e, "group rollback failed");
     }
     state.heads.clear();
+    state.known.clear();
     state.abandoned = false;
     state.unreleased = false;
     tracing::error!(error = %error, units = state.waiters.len(), "group aborted");
@@ -308,6 +372,8 @@ impl crate::Conn for GroupState {
 }
 
 impl crate::audit::Chain for GroupState {
+    /// Only heads this group moved: the appends that reach here read the
+    /// others afresh.
     fn moved_head(&mut self, tenant: TenantId) -> Option<ChainHead> {
         self.heads.get(&tenant).cloned()
     }

@@ -105,6 +105,9 @@ conformance! {
     a_failed_append_leaves_nothing_of_its_events
         => sqlite_a_failed_append_leaves_nothing_of_its_events,
            postgres_a_failed_append_leaves_nothing_of_its_events;
+    appends_go_on_from_a_chain_another_writer_moved
+        => sqlite_appends_go_on_from_a_chain_another_writer_moved,
+           postgres_appends_go_on_from_a_chain_another_writer_moved;
     tampering_with_a_stored_record_fails_verification
         => sqlite_tampering_with_a_stored_record_fails_verification,
            postgres_tampering_with_a_stored_record_fails_verification;
@@ -2597,29 +2600,33 @@ async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb)
         .await
         .unwrap();
     assert_eq!(first.first().map(|r| r.seq), Some(1));
-    // A row in the way of the 600th event: the first multi-row INSERT of
-    // the next append succeeds, the second fails.
     let mut raw = db.raw().await;
-    sqlx::query(
-        "INSERT INTO audit_events (tenant_id, seq, id, time, actor, action, outcome, details, \
-         prev_hash, hash) VALUES ($1, 600, $2, 0, 'root', 'planted', 'success', '{}', 'x', 'y')",
-    )
-    .bind(acme.to_string())
-    .bind(uuid::Uuid::now_v7().to_string())
-    .execute(&mut raw)
-    .await
-    .unwrap();
-    let events: Vec<_> = (0..700)
-        .map(|i| event(acme, "token.issue", Some(format!("token:{i}"))))
-        .collect();
-    assert!(store.append_events(events).await.is_err());
-
-    sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND action = 'planted'")
+    // A row in the way of the second event of a small append (one run of
+    // statements on SQLite), then of the 600th of a large one, whose first
+    // multi-row INSERT succeeds and second fails.
+    for (size, planted) in [(3, 3), (700, 600)] {
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, seq, id, time, actor, action, outcome, \
+             details, prev_hash, hash) \
+             VALUES ($1, $2, $3, 0, 'root', 'planted', 'success', '{}', 'x', 'y')",
+        )
         .bind(acme.to_string())
+        .bind(planted)
+        .bind(uuid::Uuid::now_v7().to_string())
         .execute(&mut raw)
         .await
         .unwrap();
-    // Nothing of the failed append is left, and the chain goes on from
+        let events: Vec<_> = (0..size)
+            .map(|i| event(acme, "token.issue", Some(format!("token:{i}"))))
+            .collect();
+        assert!(store.append_events(events).await.is_err());
+        sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND action = 'planted'")
+            .bind(acme.to_string())
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    // Nothing of the failed appends is left, and the chain goes on from
     // where it was.
     let next = store
         .append_events(vec![event(acme, "token.issue", None)])
@@ -2628,6 +2635,57 @@ async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb)
     assert_eq!(next.first().map(|r| r.seq), Some(2));
     let records = all_records(&store, acme).await;
     assert_eq!(records.len(), 2);
+    verify(&records);
+}
+
+async fn appends_go_on_from_a_chain_another_writer_moved(store: Store, db: &TestDb) {
+    let acme = TenantId::generate();
+    for _ in 0..2 {
+        store
+            .append_events(vec![event(acme, "token.issue", None)])
+            .await
+            .unwrap();
+    }
+    // Another process on the same database moves the head behind this
+    // store's back: what this store last committed is no longer the head.
+    let other = Store::open(&db.url, &db.options).await.unwrap();
+    let moved = other
+        .append_events((0..3).map(|_| event(acme, "token.issue", None)).collect())
+        .await
+        .unwrap();
+    assert_eq!(moved.last().map(|r| r.seq), Some(5));
+    other.close().await;
+    let next = store
+        .append_events((0..2).map(|_| event(acme, "token.issue", None)).collect())
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 7]);
+
+    // The newest record cut off and the head moved back over it, as the
+    // offline tamper test does: the next append goes on from the head as
+    // it is, so the chain still links (only a checkpoint shows the cut).
+    let mut raw = db.raw().await;
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 7")
+        .bind(acme.to_string())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE audit_heads SET seq = 6, \
+         hash = (SELECT hash FROM audit_events WHERE tenant_id = $1 AND seq = 6) \
+         WHERE tenant_id = $1",
+    )
+    .bind(acme.to_string())
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let after_cut = store
+        .append_events(vec![event(acme, "token.issue", None)])
+        .await
+        .unwrap();
+    assert_eq!(after_cut.first().map(|r| r.seq), Some(7));
+    let records = all_records(&store, acme).await;
+    assert_eq!(records.len(), 7);
     verify(&records);
 }
 
@@ -2658,9 +2716,15 @@ async fn commit_all_keeps_each_tenants_chain_contiguous(store: Store, _db: &Test
         .map(|e| e.id)
         .collect();
     assert!(for_a.len() > 400 && for_b.len() > 200);
+    let given: Vec<_> = events.iter().map(|e| e.id).collect();
     let tx = store.write().await.unwrap();
     let records = tx.commit_all(events).await.unwrap();
-    assert_eq!(records.len(), 701);
+    // In the order given, across tenants: the audit writer hands each
+    // record to the caller whose event it is by position.
+    assert_eq!(
+        records.iter().map(|r| r.event.id).collect::<Vec<_>>(),
+        given
+    );
 
     // Per tenant: contiguous seqs in the order given.
     for (tenant, ids, first_seq) in [(a, &for_a, 2_i64), (b, &for_b, 1_i64)] {
