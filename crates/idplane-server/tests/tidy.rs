@@ -110,7 +110,8 @@ fn no_commit_without_an_audit_event() {
     // A transaction is committed in two places: WriteTx::commit_all (its own
     // transaction) and the SQLite group committer, whose units end only
     // through Unit::commit, which commit_all calls. In commit_all the audit
-    // append precedes both.
+    // append precedes both. The one COMMIT written as SQL ends a transaction
+    // that holds nothing but audit records (audit::append_transaction).
     let mut commits: Vec<_> = sources("idplane-store")
         .into_iter()
         .filter(|(_, text)| text.contains(".commit().await"))
@@ -134,5 +135,15 @@ fn no_commit_without_an_audit_event() {
     assert_eq!(
         units_end, 1,
         "a group unit ends only in WriteTx::commit_all"
+    );
+    let sql_commits: Vec<_> = sources("idplane-store")
+        .into_iter()
+        .filter(|(_, text)| text.contains("COMMIT\""))
+        .map(|(path, _)| path.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        sql_commits,
+        ["audit.rs"],
+        "COMMIT as SQL only for audit records"
     );
 }
