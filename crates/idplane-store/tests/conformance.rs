@@ -2628,11 +2628,7 @@ async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb)
     }
     // Nothing of the failed appends is left, and the chain goes on from
     // where it was.
-    let next = store
-        .append_events(vec![event(acme, "token.issue", None)])
-        .await
-        .unwrap();
-    assert_eq!(next.first().map(|r| r.seq), Some(2));
+    assert_eq!(append_one(&store, acme).await.seq, 2);
     let records = all_records(&store, acme).await;
     assert_eq!(records.len(), 2);
     verify(&records);
@@ -2641,10 +2637,7 @@ async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb)
 async fn appends_go_on_from_a_chain_another_writer_moved(store: Store, db: &TestDb) {
     let acme = TenantId::generate();
     for _ in 0..2 {
-        store
-            .append_events(vec![event(acme, "token.issue", None)])
-            .await
-            .unwrap();
+        append_one(&store, acme).await;
     }
     // Another process on the same database moves the head behind this
     // store's back: what this store last committed is no longer the head.
@@ -2679,14 +2672,20 @@ async fn appends_go_on_from_a_chain_another_writer_moved(store: Store, db: &Test
     .execute(&mut raw)
     .await
     .unwrap();
-    let after_cut = store
-        .append_events(vec![event(acme, "token.issue", None)])
-        .await
-        .unwrap();
-    assert_eq!(after_cut.first().map(|r| r.seq), Some(7));
+    assert_eq!(append_one(&store, acme).await.seq, 7);
     let records = all_records(&store, acme).await;
     assert_eq!(records.len(), 7);
     verify(&records);
+}
+
+/// Appends one event-only record to `tenant`'s chain.
+async fn append_one(store: &Store, tenant: TenantId) -> AuditRecord {
+    let mut records = store
+        .append_events(vec![event(tenant, "token.issue", None)])
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    records.pop().unwrap()
 }
 
 async fn commit_all_keeps_each_tenants_chain_contiguous(store: Store, _db: &TestDb) {
