@@ -2,9 +2,6 @@
 //! scoped, expiring, revocable; and the one-time bootstrap token that lets
 //! the first administrator in.
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use idplane_core::audit::AuditEvent;
@@ -23,6 +20,7 @@ use utoipa::ToSchema;
 use crate::directory::principals::{CreateUser, new_user, stage_principal};
 use crate::directory::{Expiry, normalize_optional};
 use crate::keyring::random_bytes;
+use crate::registry::RegistryCache;
 use crate::{App, AppError, Result};
 
 /// Every token secret starts with this, so leaked tokens are easy to find
@@ -32,8 +30,6 @@ pub const TOKEN_PREFIX: &str = "idp_";
 const DEFAULT_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 90);
 /// No token lives longer than this.
 const MAX_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 366);
-/// Cached `pdp` tokens before the cache starts over (a bound on memory).
-const MAX_CACHED_PDP_TOKENS: usize = 10_000;
 /// The bootstrap token's lifetime.
 const BOOTSTRAP_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
@@ -78,17 +74,12 @@ impl Scope {
     }
 }
 
-/// A valid `pdp` token: who it is, when it expires, and the registry epoch
-/// its read began in (served only in that epoch, see [`crate::registry`]).
-type CachedPdpToken = (Caller, Option<Timestamp>, u64);
-
 /// Valid `pdp` tokens by secret hash, so decision requests (thousands a
 /// second) skip the token lookup. Only decision-only tokens are cached: a
 /// token revoked on another node can at worst ask for decisions here until
 /// this node next reads the registry generation
 /// ([`crate::registry::REGISTRY_POLL`]); on this node, not at all.
-#[derive(Debug, Default)]
-pub(crate) struct PdpTokenCache(RwLock<HashMap<String, CachedPdpToken>>);
+pub(crate) type PdpTokenCache = RegistryCache<String, (Caller, Option<Timestamp>)>;
 
 /// Issues a token.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -198,15 +189,11 @@ impl App {
         let now = self.clock().now();
         let hash = hash_secret(secret);
         let epoch = self.registry_epoch(now).await;
-        let cache = &self.inner.pdp_tokens.0;
-        if let Some((caller, expires_at, read_in)) = cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&hash)
-            && idplane_core::time::in_force(*expires_at, now)
-            && *read_in == epoch
+        let cache = &self.inner.pdp_tokens;
+        if let Some((caller, expires_at)) = cache.get(&hash, epoch)
+            && idplane_core::time::in_force(expires_at, now)
         {
-            return Ok(caller.clone());
+            return Ok(caller);
         }
         let found = if secret.starts_with(TOKEN_PREFIX) {
             let mut conn = self.store().read().await?;
@@ -232,11 +219,7 @@ impl App {
                     tenant: t.tenant_id,
                 };
                 if caller.scope == Scope::Pdp {
-                    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
-                    if cache.len() >= MAX_CACHED_PDP_TOKENS {
-                        cache.clear();
-                    }
-                    cache.insert(hash, (caller.clone(), t.expires_at, epoch));
+                    cache.insert(hash, epoch, (caller.clone(), t.expires_at));
                 }
                 Ok(caller)
             }
@@ -351,18 +334,8 @@ impl App {
             Some(format!("token:{id}")),
         ))
         .await?;
-        self.forget_pdp_tokens();
+        self.inner.pdp_tokens.clear();
         Ok(())
-    }
-
-    /// Forgets every cached `pdp` token.
-    pub(crate) fn forget_pdp_tokens(&self) {
-        self.inner
-            .pdp_tokens
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
     }
 
     /// On the very first start, issues the one-time bootstrap token and

@@ -7,8 +7,7 @@
 //! does no database read. A change on this node drops the entry at once;
 //! other nodes see it within [`crate::registry::REGISTRY_POLL`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use idplane_core::audit::AuditEvent;
 use idplane_core::{Ctx, TenantId};
@@ -18,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::clients::{AuthMethod, Client};
 use super::error::{OAuthError, OAuthResult};
+use crate::registry::RegistryCache;
 use crate::{App, Result};
 
 /// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
@@ -61,16 +61,13 @@ impl ClientCredentials {
 }
 
 #[derive(Debug)]
-struct Cached {
+pub(crate) struct Cached {
     client: Arc<Client>,
     secret_hash: Option<String>,
-    /// The registry epoch its read began in: served only in that epoch.
-    epoch: u64,
 }
 
 /// Clients by tenant and id, with their secret hashes.
-#[derive(Debug, Default)]
-pub(crate) struct ClientCache(RwLock<HashMap<(TenantId, String), Arc<Cached>>>);
+pub(crate) type ClientCache = RegistryCache<(TenantId, String), Arc<Cached>>;
 
 impl App {
     /// A client from the cache (or the store), `None` when unknown.
@@ -92,16 +89,8 @@ impl App {
     ) -> Result<Option<Arc<Cached>>> {
         let epoch = self.registry_epoch(self.clock().now()).await;
         let key = (tenant, client_id.to_owned());
-        if let Some(hit) = self
-            .inner
-            .clients
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .filter(|c| c.epoch == epoch)
-        {
-            return Ok(Some(hit.clone()));
+        if let Some(hit) = self.inner.clients.get(&key, epoch) {
+            return Ok(Some(hit));
         }
         let found = {
             let mut conn = self.store().read().await?;
@@ -114,35 +103,14 @@ impl App {
         let cached = Arc::new(Cached {
             client: Arc::new(Client::try_from(stored)?),
             secret_hash,
-            epoch,
         });
-        self.inner
-            .clients
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, cached.clone());
+        self.inner.clients.insert(key, epoch, cached.clone());
         Ok(Some(cached))
     }
 
     /// Drops a client from the cache after it changed on this node.
     pub(crate) fn forget_client(&self, tenant: TenantId, client_id: &str) {
-        self.inner
-            .clients
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(tenant, client_id.to_owned()));
-    }
-
-    /// Drops every client from the cache (see [`crate::registry`]).
-    pub(crate) fn forget_clients(&self) {
-        self.inner
-            .clients
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.inner.clients.remove(&(tenant, client_id.to_owned()));
     }
 
     /// Authenticates the client of a request at `endpoint` (the absolute

@@ -5,8 +5,7 @@
 //! memory on the token path; a change on this node refreshes them at once,
 //! other nodes within [`crate::registry::REGISTRY_POLL`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use idplane_core::audit::AuditEvent;
 use idplane_core::{Ctx, TenantId, ValidationError};
@@ -14,17 +13,13 @@ use idplane_store::resources::{self, StoredResource};
 use serde_json::json;
 
 use super::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::registry::RegistryCache;
 use crate::{App, AppError, Result};
 
 /// Most resource indicators in one request.
 const MAX_RESOURCES: usize = 8;
-/// A tenant's resource servers, and the registry epoch their read began in
-/// (served only in that epoch).
-type CachedResources = (u64, Arc<Vec<StoredResource>>);
-
 /// The resource servers of each tenant.
-#[derive(Debug, Default)]
-pub(crate) struct ResourceCache(RwLock<HashMap<TenantId, CachedResources>>);
+pub(crate) type ResourceCache = RegistryCache<TenantId, Arc<Vec<StoredResource>>>;
 
 impl App {
     /// Registers (or replaces) a resource server. Audited.
@@ -70,40 +65,17 @@ impl App {
     /// The tenant's resource servers, from memory when fresh.
     async fn cached_resources(&self, ctx: &Ctx) -> Result<Arc<Vec<StoredResource>>> {
         let epoch = self.registry_epoch(ctx.now).await;
-        let cache = &self.inner.resources.0;
-        if let Some((read_in, list)) = cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&ctx.tenant)
-            && *read_in == epoch
-        {
-            return Ok(list.clone());
+        let cache = &self.inner.resources;
+        if let Some(list) = cache.get(&ctx.tenant, epoch) {
+            return Ok(list);
         }
         let list = Arc::new(self.resources(ctx).await?);
-        cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(ctx.tenant, (epoch, list.clone()));
+        cache.insert(ctx.tenant, epoch, list.clone());
         Ok(list)
     }
 
     fn forget_resources(&self, tenant: TenantId) {
-        self.inner
-            .resources
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&tenant);
-    }
-
-    /// Forgets every tenant's resource servers (see [`crate::registry`]).
-    pub(crate) fn forget_all_resources(&self) {
-        self.inner
-            .resources
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.inner.resources.remove(&tenant);
     }
 
     pub async fn delete_resource(&self, ctx: &Ctx, identifier: &str) -> Result<()> {
