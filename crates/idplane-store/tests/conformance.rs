@@ -2628,10 +2628,7 @@ async fn a_failed_append_leaves_nothing_of_its_events(store: Store, db: &TestDb)
     }
     // Nothing of the failed appends is left, and the chain goes on from
     // where it was.
-    assert_eq!(append_one(&store, acme).await.seq, 2);
-    let records = all_records(&store, acme).await;
-    assert_eq!(records.len(), 2);
-    verify(&records);
+    assert_chain_goes_on_at(&store, acme, 2).await;
 }
 
 async fn appends_go_on_from_a_chain_another_writer_moved(store: Store, db: &TestDb) {
@@ -2672,9 +2669,15 @@ async fn appends_go_on_from_a_chain_another_writer_moved(store: Store, db: &Test
     .execute(&mut raw)
     .await
     .unwrap();
-    assert_eq!(append_one(&store, acme).await.seq, 7);
-    let records = all_records(&store, acme).await;
-    assert_eq!(records.len(), 7);
+    assert_chain_goes_on_at(&store, acme, 7).await;
+}
+
+/// Appends one event to `tenant`'s chain and checks that it took sequence
+/// number `seq` and that the whole chain, `seq` records, verifies.
+async fn assert_chain_goes_on_at(store: &Store, tenant: TenantId, seq: i64) {
+    assert_eq!(append_one(store, tenant).await.seq, seq);
+    let records = all_records(store, tenant).await;
+    assert_eq!(i64::try_from(records.len()).unwrap(), seq);
     verify(&records);
 }
 
